@@ -1,0 +1,109 @@
+"""The `ai4med` command: argv -> one function in `ai4med.apps`.
+
+Only argparse is imported here; each command imports its (heavy) implementation when
+it runs, so `ai4med --help` answers in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+Adder = Callable[[argparse.ArgumentParser], None]
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", "-o", default="demo_output", help="folder for the dataset, results and pictures")
+    p.add_argument("--task", choices=["mni152", "synthetic"], default="mni152",
+                   help="real anatomy (nilearn's MNI152 tissue classes) or synthetic shapes")
+    p.add_argument("--cases", type=int, default=6, help="number of cases to build")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_make_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", choices=["mni152", "synthetic"], help="which dataset to build")
+    p.add_argument("--output", "-o", required=True, help="folder to write images, labels and datalist.json into")
+    p.add_argument("--cases", type=int, default=6)
+    p.add_argument("--size", type=int, default=64, help="edge length of each volume in voxels")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_dataconvert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--input_dir", required=True,
+                   help="folder of DICOM series (one per subfolder) or of image files")
+    p.add_argument("-o", "--output_dir", required=True, help="folder for the converted files")
+    p.add_argument("-s", "--src_ext", required=True, help=".dcm, .nii, .nii.gz, .mha or .mhd")
+    p.add_argument("-e", "--dst_ext", required=True, help=".nii, .nii.gz, .mha or .mhd")
+    p.add_argument("-r", "--resolution", type=float, nargs="+", default=None,
+                   help="output spacing in mm: one value (isotropic) or three; default keeps the input's")
+    p.add_argument("-l", "--label", action="store_true", help="label mode: nearest neighbour, integer type kept")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--datalist", default=None,
+                   help="also write a datalist.json here (pairs images and labels by name)")
+
+
+def _add_check_datalist(p: argparse.ArgumentParser) -> None:
+    p.add_argument("datalist", help="Decathlon-style datalist JSON")
+    p.add_argument("--file_root", default=None, help="root for relative paths (default: the datalist's folder)")
+    p.add_argument("--key", default=None, help="only this list (training, validation, test, ...)")
+
+
+# name -> (implementation "module:function", help, argument adder, aliases)
+COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
+    "demo": ("ai4med.apps.demo:run", "build a demo dataset and run the main job end to end", _add_demo, ()),
+    "make-dataset": ("ai4med.apps.make_dataset:run", "build a synthetic or MNI152 dataset with a datalist",
+                     _add_make_dataset, ()),
+    "dataconvert": ("ai4med.apps.dataconvert:run", "convert/resample DICOM, NIfTI and MetaImage data",
+                    _add_dataconvert, ("tlt-dataconvert",)),
+    "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
+                       _add_check_datalist, ()),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ai4med import __version__
+
+    parser = argparse.ArgumentParser(prog="ai4med", description="ai4med: medical-imaging AI on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"ai4med {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (target, help_text, adder, aliases) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
+        adder(p)
+        p.set_defaults(_target=target)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_target", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    module_name, _, func_name = args._target.partition(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user-facing errors carry their location in the message
+        from ai4med.errors import UserError
+
+        if isinstance(exc, UserError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""ai4med.components.aux_ops."""
