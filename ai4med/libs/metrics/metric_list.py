@@ -33,9 +33,10 @@ class MetricList:
 
     def update(self, value: Any, label: str | None = None) -> None:
         """Add one case's value (a scalar or a per-class vector); None means invalid."""
-        if value is None:
-            value = self.invalid_value
-        self._values.append(np.asarray(value, dtype=np.float64))
+        arr = np.asarray(self.invalid_value if value is None else value, dtype=np.float64)
+        if value is None and self._values:  # an invalid case takes the shape of the valid ones
+            arr = np.full_like(self._values[0], self.invalid_value)
+        self._values.append(arr)
         self._labels.append(label)
         self._list = np.stack(self._values) if self._values else None
 
