@@ -20,7 +20,7 @@ KIND_CATALOGS: dict[str, str] = {
     "inferers": "ai4med.components.inferers.catalog:INFERERS",
     "predictors": "ai4med.components.inferers.catalog:PREDICTORS",
     "writers": "ai4med.components.writers.catalog:REGISTRY",
-    "handlers": "ai4med.components.handlers.catalog:REGISTRY",
+    "handlers": "ai4med.workflows.handlers.catalog:REGISTRY",
 }
 
 

@@ -1,1 +1,0 @@
-"""ai4med.components.handlers."""

@@ -1,0 +1,1 @@
+"""Engine handlers: one concern per module (checkpoints, stats, TensorBoard, validation, ...)."""
