@@ -42,8 +42,30 @@ def _add_dataconvert(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="store_true", help="label mode: nearest neighbour, integer type kept")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--pixel_type", default=None,
+                   choices=["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"],
+                   help="output pixel type (default: keep the input's)")
     p.add_argument("--datalist", default=None,
                    help="also write a datalist.json here (pairs images and labels by name)")
+
+
+def _add_train_like(p: argparse.ArgumentParser) -> None:
+    """Two spellings: the MMAR form (-m MMAR -c config -e environment) and seed 004's
+    `train segmentation -e CONFIG -d DATALIST -r OUTPUT_DIR [-c CHECKPOINT] [--file_root ROOT]`."""
+    p.add_argument("task", nargs="?", choices=["segmentation", "classification", "annotation"],
+                   help="seed-004 form: then -e is the config, -c a checkpoint, -d the datalist, -r the output")
+    p.add_argument("-m", "--mmar", default=None, help="MMAR root folder (MMAR form)")
+    p.add_argument("-c", dest="c", default=None,
+                   help="MMAR form: config file (relative to the MMAR); seed form: checkpoint to start from")
+    p.add_argument("-e", dest="e", default=None,
+                   help="MMAR form: environment.json (relative to the MMAR); seed form: the training config")
+    p.add_argument("-d", "--datalist", default=None, help="seed form: datalist JSON")
+    p.add_argument("-r", "--output", default=None, help="seed form: output folder (checkpoints, logs)")
+    p.add_argument("--file_root", default=None, help="root of the relative paths in the datalist")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config globals/variables (typed: numbers, true/false, JSON lists)")
+    p.add_argument("--resume", action="store_true", help="continue from models/last_checkpoint.pt")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
 
 
 def _add_check_datalist(p: argparse.ArgumentParser) -> None:
@@ -59,6 +81,10 @@ COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
                      _add_make_dataset, ()),
     "dataconvert": ("ai4med.apps.dataconvert:run", "convert/resample DICOM, NIfTI and MetaImage data",
                     _add_dataconvert, ("tlt-dataconvert",)),
+    "train": ("ai4med.apps.train:run", "train a model from a config (MMAR or seed-004 form)",
+              _add_train_like, ()),
+    "validate": ("ai4med.apps.validate:run", "compute the key metrics of a trained model on the validation list",
+                 _add_train_like, ()),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
                        _add_check_datalist, ()),
 }
@@ -103,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise
+
+
+def tlt_dataconvert() -> int:
+    """The seed's stand-alone `tlt-dataconvert` spelling."""
+    return main(["dataconvert", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
