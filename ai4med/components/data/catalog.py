@@ -1,5 +1,15 @@
-"""The pipelines registry (built-ins by name; filled in by the issue that implements them)."""
+"""The pipelines registry: the image pipelines by their Clara names (lazy "module:attr" entries)."""
 
 from ai4med.config.registry import Registry
 
-REGISTRY = Registry("pipelines", {})
+_P = "ai4med.components.data.image_pipeline"
+
+REGISTRY = Registry(
+    "pipelines",
+    {
+        "SegmentationImagePipeline": f"{_P}:SegmentationImagePipeline",
+        "ClassificationImagePipeline": f"{_P}:ClassificationImagePipeline",
+        "SegmentationImagePipelineWithCache": f"{_P}:SegmentationImagePipelineWithCache",
+        "ClassificationImagePipelineWithCache": f"{_P}:ClassificationImagePipelineWithCache",
+    },
+)
