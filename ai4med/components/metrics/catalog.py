@@ -1,5 +1,16 @@
-"""The metrics registry (built-ins by name; filled in by the issue that implements them)."""
+"""The metrics registry: validation metrics by name (see `base.py` for how the loop feeds them)."""
 
 from ai4med.config.registry import Registry
 
-REGISTRY = Registry("metrics", {})
+_P = "ai4med.components.metrics."
+
+REGISTRY = Registry(
+    "metrics",
+    {
+        "ComputeAverageDice": _P + "dice:ComputeAverageDice",
+        "MetricAverageFromArrayDice": _P + "dice:MetricAverageFromArrayDice",
+        "ComputeAverage": _P + "average:ComputeAverage",
+        "ComputeAUC": _P + "auc:ComputeAUC",
+        "ComputeMulticlassAverage": _P + "auc:ComputeMulticlassAverage",
+    },
+)
