@@ -23,6 +23,7 @@ def write_cases(
     from ai4med.io.datalist import write_datalist
     from ai4med.io.image_io import write_image
 
+    out_dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(out_dir, "imagesTr"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "labelsTr"), exist_ok=True)
     items = []

@@ -1,0 +1,348 @@
+"""The supervised training workflow: a config -> components -> one engine with handlers.
+
+Build order follows seed 002: training pipeline, validation pipeline, model, loss,
+optimizer, metrics (+ aux-ops). The step function is seed-shaped: it fills a
+`BuildContext`, calls `model.get_predictions`, `loss.get_loss` (+ `model.get_loss()`),
+steps the optimizer and runs the aux-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ai4med.common.build_ctx import BuildContext
+from ai4med.config.errors import ConfigError
+from ai4med.config.workflow_config import WorkflowConfig
+from ai4med.workflows import distributed as dist_utils
+from ai4med.workflows.engine import Engine, Events
+from ai4med.workflows.handlers.checkpoint import CheckpointHandler, load_weights
+from ai4med.workflows.handlers.early_stopping import EarlyStopping
+from ai4med.workflows.handlers.stats import StatsHandler
+from ai4med.workflows.validator import PredictionModule, Validator
+
+logger = logging.getLogger("ai4med.train")
+
+
+@dataclass
+class TrainSettings:
+    """Clara's top-level globals (config_train.json / environment.json / --set)."""
+
+    epochs: int = 1
+    num_training_epoch_per_valid: int = 1
+    learning_rate: float = 1e-4
+    multi_gpu: bool = False
+    use_amp: bool = False
+    determinism: dict[str, Any] = field(default_factory=dict)
+    train_summary_recording_interval: int = 0
+    early_stopping_patience: int | None = None
+    log_every: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: WorkflowConfig) -> TrainSettings:
+        def get(key: str, default: Any) -> Any:
+            return cfg.get("/" + key, cfg.variables.get(key, default))
+
+        s = cls(
+            epochs=int(get("epochs", 1)),
+            num_training_epoch_per_valid=int(get("num_training_epoch_per_valid", 1)),
+            learning_rate=float(get("learning_rate", 1e-4)),
+            multi_gpu=_as_bool(get("multi_gpu", False)),
+            use_amp=_as_bool(get("use_amp", False)),
+            determinism=dict(get("determinism", {}) or {}),
+            train_summary_recording_interval=int(get("train_summary_recording_interval", 0)),
+            early_stopping_patience=get("early_stopping_patience", None),
+            log_every=int(get("log_every", 0)),
+        )
+        if s.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {s.epochs}", cfg.file, "/epochs")
+        return s
+
+
+def _as_bool(v: Any) -> bool:
+    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def seed_everything(determinism: dict[str, Any]) -> int | None:
+    """Apply Clara's `determinism` block; returns the seed for the data pipelines."""
+    if not determinism:
+        return None
+    seed = int(determinism.get("random_seed", determinism.get("torch_seed", 0)))
+    random.seed(seed)
+    np.random.seed(int(determinism.get("numpy_seed", seed)))
+    torch.manual_seed(int(determinism.get("torch_seed", determinism.get("tf_seed", seed))))
+    return seed
+
+
+def _amp_precision(use_amp: bool, device: torch.device) -> str:
+    from ai4med.components.inferers.precision import resolve_precision
+
+    return resolve_precision("auto", device) if use_amp else "fp32"
+
+
+class Trainer:
+    """Builds every component of a training config and runs the engine.
+
+    Args:
+        cfg: the loaded config (`ai4med.config.load_config`).
+        ckpt_dir: where checkpoints and TensorBoard events go (MMAR_CKPT_DIR).
+        eval_dir: where validation reports go (MMAR_EVAL_OUTPUT_PATH).
+        device: "cpu", "cuda", ... (default: this rank's GPU, else CPU).
+        pretrained: a checkpoint to start from (MMAR_CKPT / seed `-c`).
+    """
+
+    def __init__(self, cfg: WorkflowConfig, ckpt_dir: str, eval_dir: str | None = None, device: str | None = None,
+                 pretrained: str | None = None) -> None:
+        self.cfg = cfg
+        self.settings = TrainSettings.from_config(cfg)
+        self.ckpt_dir = ckpt_dir
+        self.eval_dir = eval_dir
+        self.device = dist_utils.local_device(device)
+        if self.settings.multi_gpu:
+            self.rank, self.world = dist_utils.init_distributed(self.device)
+        else:
+            self.rank, self.world = 0, 1
+        self.data_seed = seed_everything(self.settings.determinism)
+        self.precision = _amp_precision(self.settings.use_amp, self.device)
+        self.history: list[dict[str, float]] = []
+        self._build(pretrained)
+
+    # --- building ------------------------------------------------------------------
+    def _pipeline(self, section: str, required: bool) -> Any:
+        if not self.cfg.has(f"/{section}/image_pipeline"):
+            if required:
+                raise ConfigError("a training config needs an image_pipeline", self.cfg.file, f"/{section}")
+            return None
+        pipeline = self.cfg.build(f"/{section}/image_pipeline", "pipelines")
+        if self.cfg.has(f"/{section}/pre_transforms"):
+            pipeline.set_transforms(self.cfg.build_list(f"/{section}/pre_transforms", "transforms"))
+        if self.cfg.has(f"/{section}/batch_transforms"):
+            pipeline.set_batch_transforms(self.cfg.build_list(f"/{section}/batch_transforms", "transforms"))
+        if self.data_seed is not None and self.cfg.get(f"/{section}/image_pipeline/args/seed") is None:
+            pipeline.seed = self.data_seed
+        return pipeline
+
+    def _build(self, pretrained: str | None) -> None:
+        from ai4med.components.models.torch_model import find_module
+
+        cfg = self.cfg
+        self.train_pipeline = self._pipeline("train", required=True)
+        self.val_pipeline = self._pipeline("validate", required=False)
+        self.model = cfg.build("/train/model", "models")
+        self.module = find_module(self.model).to(self.device)
+        if pretrained:
+            if not os.path.exists(pretrained):
+                raise ConfigError(f"checkpoint to start from not found: {pretrained}", cfg.file, "/MMAR_CKPT")
+            load_weights(self.module, pretrained)
+            logger.info("initialised the model from %s", pretrained)
+        self.train_module: torch.nn.Module = self.module
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_module = torch.nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+        self.loss = cfg.build("/train/loss", "losses")
+        self.optimizer = self._optimizer()
+        self.lr_policy = cfg.build("/train/lr_policy", "lr_policies") if cfg.has("/train/lr_policy") else None
+        self.aux_ops = cfg.build_list("/train/aux_ops", "aux_ops") if cfg.has("/train/aux_ops") else []
+        self.metrics = cfg.build_list("/validate/metrics", "metrics") if cfg.has("/validate/metrics") else []
+        self.inferer = cfg.build("/validate/inferer", "inferers") if cfg.has("/validate/inferer") else None
+        self.handlers = cfg.build_list("/train/handlers", "handlers") if cfg.has("/train/handlers") else []
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        lr = self.settings.learning_rate
+        if not self.cfg.has("/train/optimizer"):  # Clara's SupervisedTrainer default
+            return torch.optim.Adam(self.module.parameters(), lr=lr)
+        opt = self.cfg.build("/train/optimizer", "optimizers")
+        if isinstance(opt, torch.optim.Optimizer):
+            return opt
+        if hasattr(opt, "get_optimizer"):
+            return opt.get_optimizer(self.module.parameters(), lr)
+        raise ConfigError(f"{type(opt).__name__} is not an optimizer component (no get_optimizer)",
+                          self.cfg.file, "/train/optimizer")
+
+    # --- the step ------------------------------------------------------------------
+    def train_step(self, engine: Engine, batch: dict[str, Any]) -> dict[str, Any]:
+        if self.lr_policy is not None and getattr(self.lr_policy, "trigger", "step") == "step":
+            self.lr_policy.apply(self.optimizer, step=engine.state.iteration, epoch=engine.state.epoch,
+                                 total_epochs=self.settings.epochs)
+        self.train_module.train()
+        x = batch["image"].to(self.device, non_blocking=True)
+        y = batch["label"].to(self.device, non_blocking=True) if "label" in batch else None
+        ctx = BuildContext({
+            BuildContext.KEY_MODEL_INPUT: x, BuildContext.KEY_LABEL_INPUT: y, BuildContext.KEY_IS_TRAIN: True,
+            BuildContext.KEY_LEARNING_RATE: self.optimizer.param_groups[0]["lr"],
+            BuildContext.KEY_GLOBAL_STEP: engine.state.iteration, BuildContext.KEY_EPOCH: engine.state.epoch,
+            BuildContext.KEY_DATA_PROP: {"num_channels": x.shape[1], "batch_size": x.shape[0]},
+            BuildContext.KEY_DEVICE: self.device,
+        })
+        from ai4med.components.inferers.precision import autocast
+
+        with autocast(self.precision, self.device):
+            preds = self._predict(x, ctx)
+            ctx.set(BuildContext.KEY_PREDICTIONS, preds)
+            loss = self.loss.get_loss(preds.float(), y, ctx)
+            extra = self.model.get_loss()
+            if torch.is_tensor(extra) or extra:
+                loss = loss + extra
+        ctx.set(BuildContext.KEY_LOSS, loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        aux: dict[str, float] = {}
+        for op in self.aux_ops:
+            for k, v in op.build(ctx).items():
+                if torch.is_tensor(v) and v.numel() == 1:
+                    aux[k] = float(v)
+        return {"loss": float(loss.detach()), "aux": aux}
+
+    def _predict(self, x: torch.Tensor, ctx: BuildContext) -> torch.Tensor:
+        """Seed-style `get_predictions`; under DDP the wrapped module stands in for the network
+        during the call, so gradients are synchronised and the model's own head still applies."""
+        attr = next((a for a in ("net", "model", "network") if getattr(self.model, a, None) is self.module), None)
+        if self.train_module is self.module or attr is None:
+            return self.model.get_predictions(x, True, ctx)
+        setattr(self.model, attr, self.train_module)
+        try:
+            return self.model.get_predictions(x, True, ctx)
+        finally:
+            setattr(self.model, attr, self.module)
+
+    # --- validation ----------------------------------------------------------------
+    def make_validator(self) -> Validator | None:
+        if self.val_pipeline is None or not self.metrics:
+            return None
+        from ai4med.components.inferers.torch_predictor import TorchInferenceContext
+
+        predictor_module = PredictionModule(self.model, self.module)
+        inferer = self.inferer
+        if inferer is None:
+            from ai4med.components.inferers.torch_inferers import TorchSimpleInferer
+
+            inferer = TorchSimpleInferer()
+
+        def predict(image: np.ndarray) -> np.ndarray:
+            self.module.eval()
+            ctx = TorchInferenceContext(predictor_module, device=self.device, precision=self.precision,
+                                         runtime="torch")
+            fmt = "CDHW" if image.ndim == 4 else "CHW"
+            return inferer.infer({"image": image}, fmt, ctx)["pred"]
+
+        return Validator(predict, self.val_pipeline, self.metrics)
+
+    # --- running -------------------------------------------------------------------
+    def run(self, resume: bool = False) -> Engine:
+        s = self.settings
+        main = dist_utils.is_main_process()
+        engine = Engine(self.train_step)
+        engine.state.extra["persist"] = {"pipeline_seed": self.train_pipeline.seed}
+        if self.aux_ops:  # before the stats handler, which prints the epoch's aux means
+            self._attach_aux_accumulator(engine)
+        StatsHandler(log_every=s.log_every).attach(engine)
+        validator = self.make_validator()
+        if validator is not None:
+            from ai4med.workflows.handlers.validation import ValidationHandler
+
+            key = validator.key_metric_name()
+            ValidationHandler(lambda: validator.run(engine.state.epoch), key,
+                              every=s.num_training_epoch_per_valid).attach(engine)
+            if s.early_stopping_patience:
+                EarlyStopping(int(s.early_stopping_patience)).attach(engine)
+        if self.lr_policy is not None and getattr(self.lr_policy, "trigger", "step") != "step":
+            self._attach_lr_policy(engine)
+        engine.add_handler(Events.EPOCH_COMPLETED, self._record_lr, name="lr")
+        if main:
+            engine.add_handler(Events.EPOCH_COMPLETED, self._record_history, name="history")
+        ckpt = CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy) if main else None
+        if ckpt is not None:
+            ckpt.attach(engine)
+        if main:
+            from ai4med.workflows.handlers.tensorboard import TensorBoardHandler
+
+            TensorBoardHandler(self.ckpt_dir, s.train_summary_recording_interval).attach(engine)
+        for handler in self.handlers:
+            handler.attach(engine)
+        if resume:
+            self._resume(engine)
+            self.history = _load_history(self.ckpt_dir, engine.state.epoch)
+        seed = engine.state.extra["persist"].get("pipeline_seed")
+        if seed is not None:
+            self.train_pipeline.seed = seed
+
+        def batches(epoch: int) -> Any:
+            self.train_pipeline.set_epoch(epoch)
+            return iter(self.train_pipeline)
+
+        logger.info("training %d epochs on %s (%s, %d process%s), %d training batches per epoch", s.epochs,
+                    self.device, self.precision, self.world, "es" if self.world > 1 else "", len(self.train_pipeline))
+        engine.run(batches, s.epochs)
+        if validator is not None and self.eval_dir and main:
+            validator.write_reports(self.eval_dir)
+        return engine
+
+    def _resume(self, engine: Engine) -> None:
+        probe = CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy)
+        if not probe.resume(engine):
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", self.ckpt_dir)
+        if dist_utils.world_size() > 1:  # every rank resumes the same file; keep them in step
+            torch.distributed.barrier()
+
+    def _record_history(self, engine: Engine) -> None:
+        """Per-epoch metrics, kept in memory and in models/training_history.json (for curves)."""
+        import json
+
+        from ai4med.io.atomic import atomic_write_text
+
+        if engine.state.epoch <= (self.history[-1]["epoch"] if self.history else 0):
+            self.history = [h for h in self.history if h["epoch"] < engine.state.epoch]
+        self.history.append({"epoch": engine.state.epoch, **{k: float(v) for k, v in engine.state.metrics.items()}})
+        atomic_write_text(os.path.join(self.ckpt_dir, "training_history.json"), json.dumps(self.history, indent=1))
+
+    def _record_lr(self, engine: Engine) -> None:
+        engine.state.metrics["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+
+    def _attach_lr_policy(self, engine: Engine) -> None:
+        policy, s = self.lr_policy, self.settings
+        if policy.trigger == "epoch":
+            engine.add_handler(Events.EPOCH_STARTED, lambda e: policy.apply(
+                self.optimizer, step=e.state.iteration, epoch=e.state.epoch, total_epochs=s.epochs), name="lr")
+        elif policy.trigger == "validation":
+            def on_val(e: Engine) -> None:
+                if "key_metric_value" in e.state.extra and e.state.extra.get("validated"):
+                    policy.apply(self.optimizer, step=e.state.iteration, epoch=e.state.epoch,
+                                 metric=e.state.extra["key_metric_value"], total_epochs=s.epochs)
+
+            engine.add_handler(Events.EPOCH_COMPLETED, on_val, name="lr")
+
+    def _attach_aux_accumulator(self, engine: Engine) -> None:
+        from ai4med.components.aux_ops.accumulator import MetricAccumulator
+
+        acc = MetricAccumulator()
+
+        def on_iter(e: Engine) -> None:
+            out = e.state.output if isinstance(e.state.output, dict) else {}
+            acc.update(out.get("aux", {}))
+
+        def on_epoch(e: Engine) -> None:
+            means = acc.means()
+            e.state.extra["epoch_aux"] = means
+            e.state.metrics.update({f"train_{k}": v for k, v in means.items()})
+            acc.reset()
+
+        engine.add_handler(Events.ITERATION_COMPLETED, on_iter, name="aux")
+        engine.add_handler(Events.EPOCH_STARTED, lambda e: acc.reset(), name="aux")
+        engine.add_handler(Events.EPOCH_COMPLETED, on_epoch, name="aux")
+
+
+def _load_history(ckpt_dir: str, up_to_epoch: int) -> list[dict[str, float]]:
+    import json
+
+    path = os.path.join(ckpt_dir, "training_history.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return [h for h in json.load(fh) if h["epoch"] <= up_to_epoch]

@@ -1,0 +1,113 @@
+"""Validation during training: full volumes -> inferer -> metrics, reduced across ranks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ai4med.common.constants import ImageProperty
+from ai4med.workflows.distributed import gather_objects
+
+logger = logging.getLogger(__name__)
+
+
+class PredictionModule(torch.nn.Module):
+    """A seed `Model` as an nn.Module whose output is `get_predictions` (final activation applied),
+    so inferers and exporters see what the model's users see."""
+
+    def __init__(self, model: Any, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.net = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.get_predictions(x, False, None)
+
+
+def case_name(batch: dict[str, Any], index: int, fallback: str) -> str:
+    props = batch.get("properties")
+    if props:
+        p = props[index] if isinstance(props, (list, tuple)) else props
+        image_props = p.get("image", p) if isinstance(p, dict) else {}
+        name = image_props.get(ImageProperty.FILENAME) if isinstance(image_props, dict) else None
+        if name:
+            return os.path.basename(str(name))
+    return fallback
+
+
+class Validator:
+    """Runs the validation pipeline through the inferer and feeds the metrics.
+
+    Args:
+        predict: `image (C, *spatial) numpy -> prediction (C', *spatial) numpy`.
+        pipeline: the validation image pipeline (batches of full volumes).
+        metrics: built metric components; `FieldMetric`s read `fields[field]` / `fields[label_field]`,
+            seed-style metrics get `update(fields[field])`.
+        output_field: the name the prediction is stored under (Clara: "model").
+    """
+
+    def __init__(self, predict: Any, pipeline: Any, metrics: Sequence[Any], output_field: str = "model",
+                 image_field: str = "image", label_field: str = "label") -> None:
+        self.predict = predict
+        self.pipeline = pipeline
+        self.metrics = list(metrics)
+        self.output_field = output_field
+        self.image_field = image_field
+        self.label_field = label_field
+
+    def key_metric_name(self) -> str | None:
+        keys = [m.get_name() for m in self.metrics if getattr(m, "is_key_metric", lambda: False)()]
+        if len(keys) > 1:
+            raise ValueError(f"exactly one validation metric may have is_key_metric true, got {keys}")
+        if keys:
+            return keys[0]
+        return self.metrics[0].get_name() if self.metrics else None
+
+    def run(self, epoch: int = 0) -> dict[str, float]:
+        for m in self.metrics:
+            m.reset()
+        self.pipeline.set_epoch(epoch)
+        seen = 0
+        records: list[tuple[str, dict[str, Any]]] = []
+        for batch in self.pipeline:
+            images = batch[self.image_field]
+            for i in range(images.shape[0]):
+                pred = self.predict(images[i].numpy())
+                fields = {k: (v[i].numpy() if torch.is_tensor(v) else v) for k, v in batch.items()
+                          if k not in ("properties",)}
+                fields[self.output_field] = pred
+                records.append((case_name(batch, i, f"case_{seen}"), fields))
+                seen += 1
+        # with several ranks each holds a shard; pool the per-case values on every rank
+        per_case = [(name, self._metric_inputs(fields)) for name, fields in records]
+        pooled: dict[str, dict[str, Any]] = {}
+        for shard in gather_objects(per_case):
+            for name, inputs in shard:
+                pooled.setdefault(name, inputs)  # shards pad with repeats: keep one per case
+        for name, inputs in pooled.items():
+            for m in self.metrics:
+                if hasattr(m, "update_from"):
+                    m.update_from(inputs, name)
+                else:
+                    m.update(inputs[m.get_field()], name)
+        return {m.get_name(): float(np.asarray(m.get()).mean()) for m in self.metrics}
+
+    def _metric_inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Only the fields the metrics read (keeps cross-rank traffic small)."""
+        wanted = set()
+        for m in self.metrics:
+            wanted.add(m.get_field())
+            if getattr(m, "label_field", None):
+                wanted.add(m.label_field)
+        return {k: v for k, v in fields.items() if k in wanted}
+
+    def write_reports(self, folder: str) -> list[str]:
+        out = []
+        for m in self.metrics:
+            out += m.write_reports(folder)
+        return out
