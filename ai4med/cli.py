@@ -20,6 +20,7 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=["mni152", "synthetic"], default="mni152",
                    help="real anatomy (nilearn's MNI152 tissue classes) or synthetic shapes")
     p.add_argument("--cases", type=int, default=6, help="number of cases to build")
+    p.add_argument("--epochs", type=int, default=None, help="override the demo config's epochs")
     p.add_argument("--seed", type=int, default=0)
 
 

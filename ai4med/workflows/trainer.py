@@ -134,6 +134,8 @@ class Trainer:
         cfg = self.cfg
         self.train_pipeline = self._pipeline("train", required=True)
         self.val_pipeline = self._pipeline("validate", required=False)
+        if self.val_pipeline is not None and hasattr(self.val_pipeline, "output_properties"):
+            self.val_pipeline.output_properties = True  # case names for the reports
         self.model = cfg.build("/train/model", "models")
         self.module = find_module(self.model).to(self.device)
         if pretrained:
@@ -248,7 +250,11 @@ class Trainer:
             from ai4med.workflows.handlers.validation import ValidationHandler
 
             key = validator.key_metric_name()
-            ValidationHandler(lambda: validator.run(engine.state.epoch), key,
+            def evaluate() -> dict[str, float]:
+                self._sync_buffers()
+                return validator.run(engine.state.epoch)
+
+            ValidationHandler(evaluate, key,
                               every=s.num_training_epoch_per_valid).attach(engine)
             if s.early_stopping_patience:
                 EarlyStopping(int(s.early_stopping_patience)).attach(engine)
@@ -283,6 +289,12 @@ class Trainer:
         if validator is not None and self.eval_dir and main:
             validator.write_reports(self.eval_dir)
         return engine
+
+    def _sync_buffers(self) -> None:
+        """Every rank validates with rank 0's BatchNorm statistics (the ones checkpoints keep)."""
+        if self.world > 1:
+            for buf in self.module.buffers():
+                torch.distributed.broadcast(buf, 0)
 
     def _resume(self, engine: Engine) -> None:
         probe = CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy)

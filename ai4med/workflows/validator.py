@@ -29,12 +29,14 @@ class PredictionModule(torch.nn.Module):
         return self.model.get_predictions(x, False, None)
 
 
-def case_name(batch: dict[str, Any], index: int, fallback: str) -> str:
-    props = batch.get("properties")
-    if props:
-        p = props[index] if isinstance(props, (list, tuple)) else props
-        image_props = p.get("image", p) if isinstance(p, dict) else {}
-        name = image_props.get(ImageProperty.FILENAME) if isinstance(image_props, dict) else None
+def case_name(batch: dict[str, Any], index: int, fallback: str, field: str = "image") -> str:
+    """The file name of sample `index` (from `batch["properties"][field]`), else `fallback`."""
+    per_field = batch.get("properties") or {}
+    samples = per_field.get(field) or []
+    if index < len(samples) and samples[index]:
+        name = samples[index].get(ImageProperty.FILENAME)
+        if isinstance(name, (list, tuple)):  # one file per channel
+            name = name[0] if name else None
         if name:
             return os.path.basename(str(name))
     return fallback
@@ -81,7 +83,7 @@ class Validator:
                 fields = {k: (v[i].numpy() if torch.is_tensor(v) else v) for k, v in batch.items()
                           if k not in ("properties",)}
                 fields[self.output_field] = pred
-                records.append((case_name(batch, i, f"case_{seen}"), fields))
+                records.append((case_name(batch, i, f"case_{seen}", self.image_field), fields))
                 seen += 1
         # with several ranks each holds a shard; pool the per-case values on every rank
         per_case = [(name, self._metric_inputs(fields)) for name, fields in records]

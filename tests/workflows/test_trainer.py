@@ -1,0 +1,163 @@
+"""Training from configs: MMAR and seed forms, BYOC, checkpoints, kill -9 + resume, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from trainer_fixtures import tiny_config, write_mmar
+
+from ai4med.cli import main
+
+
+def _train(root, *extra):
+    return main(["train", "-m", str(root), "-c", "config/config_train.json", "-e", "config/environment.json", *extra])
+
+
+def _history(root):
+    with open(os.path.join(root, "models", "training_history.json")) as fh:
+        return json.load(fh)
+
+
+def test_mmar_training_writes_checkpoints_history_and_reports(tmp_path, synthetic_data, capsys):
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=3), synthetic_data)
+    assert _train(root, "--set", "epochs=4") == 0  # --set wins over the config
+    hist = _history(root)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert all(0.0 <= h["val_mean_dice"] <= 1.0 for h in hist)
+    assert all("train_neg_loss" in h and h["train_neg_loss"] == pytest.approx(-h["train_loss"], rel=1e-4)
+               for h in hist)
+    best = torch.load(os.path.join(root, "models", "model.pt"), weights_only=False)
+    assert best["metrics"]["val_mean_dice"] == max(h["val_mean_dice"] for h in hist)
+    final = torch.load(os.path.join(root, "models", "final_model.pt"), weights_only=False)
+    assert final["epoch"] == 4
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(root, "models")))
+    raw = open(os.path.join(root, "eval", "mean_dice_raw_results.txt")).read().splitlines()
+    assert sorted(ln.split("\t")[0] for ln in raw) == ["case_002.nii.gz", "case_003.nii.gz"]
+    assert "trained 4 epochs" in capsys.readouterr().out
+
+
+def test_validate_command_reports_best_checkpoint_metric(tmp_path, synthetic_data, capsys):
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=2), synthetic_data)
+    assert _train(root) == 0
+    best = torch.load(os.path.join(root, "models", "model.pt"), weights_only=False)
+    capsys.readouterr()
+    assert main(["validate", "-m", root, "-c", "config/config_train.json", "-e", "config/environment.json"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mean_dice")][0]
+    assert float(line.split()[1]) == pytest.approx(best["metrics"]["val_mean_dice"], abs=1e-4)
+
+
+def test_seed_form_and_finetune_from_checkpoint(tmp_path, synthetic_data):
+    cfg_path = tmp_path / "train.json"
+    cfg = tiny_config(epochs=1)
+    cfg_path.write_text(json.dumps(cfg))
+    out = tmp_path / "out"
+    datalist = str(synthetic_data / "datalist.json")
+    assert main(["train", "segmentation", "-e", str(cfg_path), "-d", datalist, "-r", str(out)]) == 0
+    assert (out / "model.pt").exists()
+    out2 = tmp_path / "out2"
+    assert main(["train", "segmentation", "-e", str(cfg_path), "-d", datalist, "-r", str(out2),
+                 "-c", str(out / "final_model.pt"), "--set", "learning_rate=0"]) == 0
+    a = torch.load(out / "final_model.pt", weights_only=False)["model"]
+    b = torch.load(out2 / "final_model.pt", weights_only=False)["model"]
+    for k in a:  # lr 0 from the checkpoint keeps the weights (BN running stats aside)
+        if "running" not in k and "num_batches" not in k:
+            torch.testing.assert_close(a[k], b[k])
+
+
+def test_byoc_model_loss_and_transform_by_path(tmp_path, synthetic_data):
+    cfg = tiny_config(epochs=2)
+    cfg["train"]["model"] = {"path": "my_components.TinyNet", "args": {"num_classes": 2}}
+    cfg["train"]["loss"] = {"path": "my_components.MyDice", "args": {}}
+    cfg["train"]["pre_transforms"].insert(2, {"path": "my_components.AddConstant", "args": {"fields": ["image"],
+                                                                                             "value": 0.5}})
+    root = write_mmar(tmp_path / "mmar", cfg, synthetic_data)
+    (tmp_path / "mmar" / "custom" / "my_components.py").write_text(textwrap.dedent('''
+        import torch
+        from ai4med.components.losses.loss import Loss
+        from ai4med.components.models.model import Model
+        from ai4med.components.transforms.multi_field_transformer import MultiFieldTransformer
+
+        class TinyNet(Model):
+            def __init__(self, num_classes):
+                Model.__init__(self)
+                self.model = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                                                 torch.nn.Conv3d(4, num_classes, 1))
+            def get_predictions(self, inputs, is_training, build_ctx=None):
+                self.model.train(bool(is_training))
+                return torch.softmax(self.model(inputs), 1)
+
+        class MyDice(Loss):
+            def get_loss(self, predictions, targets, build_ctx=None):
+                onehot = torch.nn.functional.one_hot(targets[:, 0].long(), predictions.shape[1])
+                onehot = onehot.movedim(-1, 1).float()
+                inter = (predictions * onehot).sum()
+                return 1 - 2 * inter / (predictions.sum() + onehot.sum())
+
+        class AddConstant(MultiFieldTransformer):
+            def __init__(self, fields, value):
+                MultiFieldTransformer.__init__(self, fields)
+                self.value = value
+            def transform(self, transform_ctx):
+                for f in self.fields:
+                    img = transform_ctx.get_image(f)
+                    transform_ctx.set_image(f, img.new_image(img.get_data() + self.value))
+                return transform_ctx
+    '''))
+    assert _train(root) == 0
+    hist = _history(root)
+    assert len(hist) == 2 and hist[1]["train_loss"] < hist[0]["train_loss"] + 0.05
+
+
+def test_kill_9_then_resume_finishes_all_epochs_with_valid_checkpoints(tmp_path, synthetic_data):
+    epochs = 8
+    root_a = write_mmar(tmp_path / "a", tiny_config(epochs=epochs), synthetic_data)
+    root_b = write_mmar(tmp_path / "b", tiny_config(epochs=epochs), synthetic_data)
+    cmd = [sys.executable, "-m", "ai4med", "train", "-m", root_b, "-c", "config/config_train.json",
+           "-e", "config/environment.json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = os.path.join(root_b, "models", "last_checkpoint.pt")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(last) and torch.load(last, weights_only=False)["engine"]["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, weights_only=False)["engine"]["epoch"]
+    assert 1 <= killed_at < epochs, "the run must be killed mid-way for this test to mean something"
+    torch.load(os.path.join(root_b, "models", "model.pt"), weights_only=False)  # never corrupt
+    assert not [f for f in os.listdir(os.path.join(root_b, "models")) if f.startswith(".tmp")]
+    assert _train(root_b, "--resume") == 0
+    assert [h["epoch"] for h in _history(root_b)] == list(range(1, epochs + 1))
+    # the same run without interruption ends with the same weights
+    assert _train(root_a) == 0
+    wa = torch.load(os.path.join(root_a, "models", "final_model.pt"), weights_only=False)["model"]
+    wb = torch.load(os.path.join(root_b, "models", "final_model.pt"), weights_only=False)["model"]
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+
+
+def test_ddp_two_gloo_processes_match_single_process_validation(tmp_path, synthetic_data):
+    cfg = tiny_config(epochs=2, multi_gpu=True)
+    root = write_mmar(tmp_path / "mmar", cfg, synthetic_data)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ai4med",
+         "train", "-m", root, "-c", "config/config_train.json", "-e", "config/environment.json", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp_metric = _history(root)[-1]["val_mean_dice"]
+    # the same final weights validated in one process give the same metric (cross-rank reduction is exact)
+    from ai4med.apps.validate import validate_checkpoint
+    from ai4med.config.workflow_config import load_config
+
+    single = load_config(os.path.join(root, "config", "config_train.json"),
+                         os.path.join(root, "config", "environment.json"), {"multi_gpu": False}, mmar_root=root)
+    got = validate_checkpoint(single, os.path.join(root, "models"), str(tmp_path / "eval"), "final_model.pt")
+    assert got["mean_dice"] == pytest.approx(ddp_metric, abs=1e-6)
