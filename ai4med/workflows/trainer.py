@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ai4med.common.build_ctx import BuildContext
 from ai4med.config.errors import ConfigError
 from ai4med.config.workflow_config import WorkflowConfig
 from ai4med.workflows import distributed as dist_utils
@@ -25,6 +24,7 @@ from ai4med.workflows.engine import Engine, Events
 from ai4med.workflows.handlers.checkpoint import CheckpointHandler, load_weights
 from ai4med.workflows.handlers.early_stopping import EarlyStopping
 from ai4med.workflows.handlers.stats import StatsHandler
+from ai4med.workflows.steps import TrainStep
 from ai4med.workflows.validator import PredictionModule, Validator
 
 logger = logging.getLogger("ai4med.train")
@@ -110,6 +110,10 @@ class Trainer:
             self.rank, self.world = 0, 1
         self.data_seed = seed_everything(self.settings.determinism)
         self.precision = _amp_precision(self.settings.use_amp, self.device)
+        if self.device.type == "cpu":
+            from ai4med.components.inferers.precision import tune_malloc
+
+            tune_malloc()  # freed tensor memory stays in-process: no page-fault storm each step
         self.history: list[dict[str, float]] = []
         self._build(pretrained)
 
@@ -154,6 +158,9 @@ class Trainer:
         self.metrics = cfg.build_list("/validate/metrics", "metrics") if cfg.has("/validate/metrics") else []
         self.inferer = cfg.build("/validate/inferer", "inferers") if cfg.has("/validate/inferer") else None
         self.handlers = cfg.build_list("/train/handlers", "handlers") if cfg.has("/train/handlers") else []
+        step_policy = self.lr_policy if getattr(self.lr_policy, "trigger", "step") == "step" else None
+        self.step = TrainStep(self.model, self.module, self.loss, self.optimizer, self.device, self.precision,
+                              self.aux_ops, step_policy, self.settings.epochs, train_module=self.train_module)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         lr = self.settings.learning_rate
@@ -166,53 +173,6 @@ class Trainer:
             return opt.get_optimizer(self.module.parameters(), lr)
         raise ConfigError(f"{type(opt).__name__} is not an optimizer component (no get_optimizer)",
                           self.cfg.file, "/train/optimizer")
-
-    # --- the step ------------------------------------------------------------------
-    def train_step(self, engine: Engine, batch: dict[str, Any]) -> dict[str, Any]:
-        if self.lr_policy is not None and getattr(self.lr_policy, "trigger", "step") == "step":
-            self.lr_policy.apply(self.optimizer, step=engine.state.iteration, epoch=engine.state.epoch,
-                                 total_epochs=self.settings.epochs)
-        self.train_module.train()
-        x = batch["image"].to(self.device, non_blocking=True)
-        y = batch["label"].to(self.device, non_blocking=True) if "label" in batch else None
-        ctx = BuildContext({
-            BuildContext.KEY_MODEL_INPUT: x, BuildContext.KEY_LABEL_INPUT: y, BuildContext.KEY_IS_TRAIN: True,
-            BuildContext.KEY_LEARNING_RATE: self.optimizer.param_groups[0]["lr"],
-            BuildContext.KEY_GLOBAL_STEP: engine.state.iteration, BuildContext.KEY_EPOCH: engine.state.epoch,
-            BuildContext.KEY_DATA_PROP: {"num_channels": x.shape[1], "batch_size": x.shape[0]},
-            BuildContext.KEY_DEVICE: self.device,
-        })
-        from ai4med.components.inferers.precision import autocast
-
-        with autocast(self.precision, self.device):
-            preds = self._predict(x, ctx)
-            ctx.set(BuildContext.KEY_PREDICTIONS, preds)
-            loss = self.loss.get_loss(preds.float(), y, ctx)
-            extra = self.model.get_loss()
-            if torch.is_tensor(extra) or extra:
-                loss = loss + extra
-        ctx.set(BuildContext.KEY_LOSS, loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        aux: dict[str, float] = {}
-        for op in self.aux_ops:
-            for k, v in op.build(ctx).items():
-                if torch.is_tensor(v) and v.numel() == 1:
-                    aux[k] = float(v)
-        return {"loss": float(loss.detach()), "aux": aux}
-
-    def _predict(self, x: torch.Tensor, ctx: BuildContext) -> torch.Tensor:
-        """Seed-style `get_predictions`; under DDP the wrapped module stands in for the network
-        during the call, so gradients are synchronised and the model's own head still applies."""
-        attr = next((a for a in ("net", "model", "network") if getattr(self.model, a, None) is self.module), None)
-        if self.train_module is self.module or attr is None:
-            return self.model.get_predictions(x, True, ctx)
-        setattr(self.model, attr, self.train_module)
-        try:
-            return self.model.get_predictions(x, True, ctx)
-        finally:
-            setattr(self.model, attr, self.module)
 
     # --- validation ----------------------------------------------------------------
     def make_validator(self) -> Validator | None:
@@ -240,7 +200,7 @@ class Trainer:
     def run(self, resume: bool = False) -> Engine:
         s = self.settings
         main = dist_utils.is_main_process()
-        engine = Engine(self.train_step)
+        engine = Engine(self.step)
         engine.state.extra["persist"] = {"pipeline_seed": self.train_pipeline.seed}
         if self.aux_ops:  # before the stats handler, which prints the epoch's aux means
             self._attach_aux_accumulator(engine)

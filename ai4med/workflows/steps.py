@@ -1,0 +1,88 @@
+"""TrainStep: one seed-shaped supervised training iteration.
+
+It fills a `BuildContext`, calls `model.get_predictions` and `loss.get_loss`
+(+ `model.get_loss()`), steps the optimizer and runs the aux-ops. The trainer and the
+benchmarks use the same object, so what is measured is what users run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ai4med.common.build_ctx import BuildContext
+
+
+class TrainStep:
+    """Callable `(engine, batch) -> {"loss": float, "aux": {name: float}}`.
+
+    Args:
+        model: the seed `Model` (its `get_predictions` applies the final activation).
+        module: the model's `nn.Module` (what the optimizer updates).
+        loss / optimizer: built components (`get_loss`, a torch optimizer).
+        device / precision: where and how ("fp32", "bf16", "fp16" autocast) to run.
+        aux_ops: aux-ops run after the update, without gradients.
+        lr_policy: a step-triggered LR policy applied before each iteration (or None).
+        train_module: the module that must see the forward call (a DDP wrapper), if any.
+    """
+
+    def __init__(self, model: Any, module: torch.nn.Module, loss: Any, optimizer: torch.optim.Optimizer,
+                 device: torch.device, precision: str = "fp32", aux_ops: Sequence[Any] = (),
+                 lr_policy: Any = None, total_epochs: int | None = None,
+                 train_module: torch.nn.Module | None = None) -> None:
+        self.model, self.module, self.loss, self.optimizer = model, module, loss, optimizer
+        self.device, self.precision = torch.device(device), precision
+        self.aux_ops = list(aux_ops)
+        self.lr_policy = lr_policy
+        self.total_epochs = total_epochs
+        self.train_module = train_module if train_module is not None else module
+
+    def __call__(self, engine: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        from ai4med.components.inferers.precision import autocast
+
+        state = engine.state
+        if self.lr_policy is not None:
+            self.lr_policy.apply(self.optimizer, step=state.iteration, epoch=state.epoch,
+                                 total_epochs=self.total_epochs)
+        self.train_module.train()
+        x = batch["image"].to(self.device, non_blocking=True)
+        y = batch["label"].to(self.device, non_blocking=True) if "label" in batch else None
+        ctx = BuildContext({
+            BuildContext.KEY_MODEL_INPUT: x, BuildContext.KEY_LABEL_INPUT: y, BuildContext.KEY_IS_TRAIN: True,
+            BuildContext.KEY_LEARNING_RATE: self.optimizer.param_groups[0]["lr"],
+            BuildContext.KEY_GLOBAL_STEP: state.iteration, BuildContext.KEY_EPOCH: state.epoch,
+            BuildContext.KEY_DATA_PROP: {"num_channels": x.shape[1], "batch_size": x.shape[0]},
+            BuildContext.KEY_DEVICE: self.device,
+        })
+        with autocast(self.precision, self.device):
+            preds = self._predict(x, ctx)
+        preds = preds.float()
+        ctx.set(BuildContext.KEY_PREDICTIONS, preds)
+        loss = self.loss.get_loss(preds, y, ctx)
+        extra = self.model.get_loss()
+        if torch.is_tensor(extra) or extra:
+            loss = loss + extra
+        ctx.set(BuildContext.KEY_LOSS, loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        aux: dict[str, float] = {}
+        for op in self.aux_ops:
+            for k, v in op.build(ctx).items():
+                if torch.is_tensor(v) and v.numel() == 1:
+                    aux[k] = float(v)
+        return {"loss": float(loss.detach()), "aux": aux}
+
+    def _predict(self, x: torch.Tensor, ctx: BuildContext) -> torch.Tensor:
+        """Seed-style `get_predictions`; under DDP the wrapped module stands in for the network
+        during the call, so gradients are synchronised and the model's own head still applies."""
+        attr = next((a for a in ("net", "model", "network") if getattr(self.model, a, None) is self.module), None)
+        if self.train_module is self.module or attr is None:
+            return self.model.get_predictions(x, True, ctx)
+        setattr(self.model, attr, self.train_module)
+        try:
+            return self.model.get_predictions(x, True, ctx)
+        finally:
+            setattr(self.model, attr, self.module)
