@@ -1,5 +1,17 @@
-"""The writers registry (built-ins by name; filled in by the issue that implements them)."""
+"""The writers registry: built-in writers by name (the config engine also accepts `writers.<Name>`).
+
+`WriteNiftyResults` (seed 004) and `WriteNifti` name the same class, the NIfTI writer
+that is also the transform `transforms.WriteNiftyResults`.
+"""
 
 from ai4med.config.registry import Registry
 
-REGISTRY = Registry("writers", {})
+_NIFTI = "ai4med.components.transforms.io:WriteNiftyResults"
+
+REGISTRY = Registry(
+    "writers",
+    {
+        "WriteNiftyResults": _NIFTI,
+        "WriteNifti": _NIFTI,
+    },
+)
