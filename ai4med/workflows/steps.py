@@ -38,6 +38,8 @@ class TrainStep:
         self.lr_policy = lr_policy
         self.total_epochs = total_epochs
         self.train_module = train_module if train_module is not None else module
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
+        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
 
     def __call__(self, engine: Any, batch: dict[str, Any]) -> dict[str, Any]:
         from ai4med.components.inferers.precision import autocast
@@ -66,8 +68,13 @@ class TrainStep:
             loss = loss + extra
         ctx.set(BuildContext.KEY_LOSS, loss)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
         aux: dict[str, float] = {}
         for op in self.aux_ops:
             for k, v in op.build(ctx).items():

@@ -212,7 +212,10 @@ class Trainer:
             key = validator.key_metric_name()
             def evaluate() -> dict[str, float]:
                 self._sync_buffers()
-                return validator.run(engine.state.epoch)
+                results = validator.run(engine.state.epoch)
+                if validator.last_slice is not None:
+                    engine.state.extra["tb_images"] = {"validation/first_case_middle_slice": validator.last_slice}
+                return results
 
             ValidationHandler(evaluate, key,
                               every=s.num_training_epoch_per_valid).attach(engine)

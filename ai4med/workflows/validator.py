@@ -42,6 +42,37 @@ def case_name(batch: dict[str, Any], index: int, fallback: str, field: str = "im
     return fallback
 
 
+def overlay_slice(image: np.ndarray, pred: np.ndarray, label: np.ndarray | None = None) -> np.ndarray | None:
+    """The middle slice (last axis) of a (C, *spatial) case as an HWC uint8 picture: grey image with
+    the predicted classes in colour; the label's outline in white when given. 2D cases use the plane."""
+    if image.ndim < 3:
+        return None
+    img = image[0] if image.ndim == 4 else image[0]
+    if img.ndim == 3:
+        k = img.shape[2] // 2
+        img = img[:, :, k]
+        cls = (np.argmax(pred, 0) if pred.shape[0] > 1 else (pred[0] > 0.5))[:, :, k]
+        lab = None if label is None else np.asarray(label).reshape(-1, *image.shape[1:])[0][:, :, k]
+    else:
+        cls = np.argmax(pred, 0) if pred.shape[0] > 1 else (pred[0] > 0.5)
+        lab = None if label is None else np.asarray(label).reshape(-1, *image.shape[1:])[0]
+    lo, hi = np.percentile(img, [1, 99])
+    grey = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+    rgb = np.stack([grey] * 3, -1)
+    palette = np.array([[0, 0, 0], [1, 0.2, 0.2], [0.2, 1, 0.2], [0.3, 0.5, 1], [1, 1, 0.2], [1, 0.3, 1]])
+    cls = np.asarray(cls, dtype=np.int64)
+    colour = palette[np.clip(cls, 0, len(palette) - 1)]
+    mask = (cls > 0)[..., None]
+    rgb = np.where(mask, 0.55 * rgb + 0.45 * colour, rgb)
+    if lab is not None:
+        lab = np.round(lab).astype(np.int64)
+        edge = np.zeros(lab.shape, bool)
+        edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+        edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+        rgb[edge] = 1.0
+    return (np.rot90(rgb) * 255).astype(np.uint8)
+
+
 class Validator:
     """Runs the validation pipeline through the inferer and feeds the metrics.
 
@@ -61,6 +92,7 @@ class Validator:
         self.output_field = output_field
         self.image_field = image_field
         self.label_field = label_field
+        self.last_slice: np.ndarray | None = None  # HWC uint8 overlay of the first case (TensorBoard)
 
     def key_metric_name(self) -> str | None:
         keys = [m.get_name() for m in self.metrics if getattr(m, "is_key_metric", lambda: False)()]
@@ -83,6 +115,8 @@ class Validator:
                 fields = {k: (v[i].numpy() if torch.is_tensor(v) else v) for k, v in batch.items()
                           if k not in ("properties",)}
                 fields[self.output_field] = pred
+                if seen == 0:
+                    self.last_slice = overlay_slice(fields[self.image_field], pred, fields.get(self.label_field))
                 records.append((case_name(batch, i, f"case_{seen}", self.image_field), fields))
                 seen += 1
         # with several ranks each holds a shard; pool the per-case values on every rank

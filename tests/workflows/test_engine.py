@@ -105,3 +105,23 @@ def test_early_stopping_terminates_after_patience():
     assert state.epoch == 4  # 0.6 at epoch 2, no improvement at 3 and 4
     with pytest.raises(ValueError, match="patience must be >= 1"):
         EarlyStopping(patience=0)
+
+
+def test_overlay_slice_colours_prediction_and_outlines_label():
+    import numpy as np
+
+    from ai4med.workflows.validator import overlay_slice
+
+    image = np.zeros((1, 8, 8, 5), np.float32)
+    image[0, :, :4] = 1.0
+    pred = np.zeros((2, 8, 8, 5), np.float32)
+    pred[0] = 1.0
+    pred[0, 2:5, 2:5], pred[1, 2:5, 2:5] = 0.0, 1.0  # class 1 in a 3x3 block
+    label = np.zeros((1, 8, 8, 5), np.uint8)
+    label[0, 2:5, 2:5] = 1
+    rgb = overlay_slice(image, pred, label)
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+    unrot = np.rot90(rgb, -1)
+    assert (unrot[3, 3] != unrot[3, 3][0]).any()  # coloured (not grey) where class 1 is predicted
+    assert (unrot[7, 7] == unrot[7, 7][0]).all()  # grey background
+    assert (unrot[2, 3] == 255).all()  # label outline in white
