@@ -75,6 +75,12 @@ def _add_check_datalist(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", default=None, help="only this list (training, validation, test, ...)")
 
 
+def _add_serve(p: argparse.ArgumentParser) -> None:
+    from ai4med.server.cli_args import add_serve_args  # argparse only
+
+    add_serve_args(p)
+
+
 # name -> (implementation "module:function", help, argument adder, aliases)
 COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
     "demo": ("ai4med.apps.demo:run", "build a demo dataset and run the main job end to end", _add_demo, ()),
@@ -86,6 +92,8 @@ COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
               _add_train_like, ()),
     "validate": ("ai4med.apps.validate:run", "compute the key metrics of a trained model on the validation list",
                  _add_train_like, ()),
+    "serve": ("ai4med.server.app:run", "start the AI-assisted annotation server (AIAA REST API)",
+              _add_serve, ("start_aas",)),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
                        _add_check_datalist, ()),
 }

@@ -1,0 +1,30 @@
+"""Arguments of `ai4med serve` (argparse only: the CLI imports this for a fast --help).
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(); add_serve_args(p)
+    >>> a = p.parse_args(["--config", "engine_pool.json", "--port", "8000"])
+    >>> a.host, a.port, a.workspace
+    ('127.0.0.1', 8000, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_serve_args(p: argparse.ArgumentParser) -> None:
+    """Add the `serve` options (seed 004 `start_aas.sh --config engine_pool.json`)."""
+    p.add_argument("--config", required=True, help="engine_pool.json: the models to serve (seed 004 format)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    p.add_argument("--workspace", default=None,
+                   help="folder for sessions, uploaded models, temp files and logs (default: a temp folder)")
+    p.add_argument("--device", default="cpu", help="default device for models: cpu, cuda, cuda:1 (default cpu)")
+    p.add_argument("--admin-token", default=None,
+                   help="token for PUT/DELETE /admin/model/* (default: $AIAA_ADMIN_TOKEN; unset = admin API off)")
+    p.add_argument("--max-upload-mb", type=float, default=1024.0, help="largest accepted request body (MiB)")
+    p.add_argument("--session-expiry", type=int, default=3600, help="default and largest session lifetime (s)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting per device before 503")
+    p.add_argument("--path-prefix", default="", help="serve every route also under this prefix (e.g. /aiaa)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

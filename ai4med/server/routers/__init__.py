@@ -1,0 +1,1 @@
+"""One router per resource; each module has a `build_router()`."""
