@@ -116,7 +116,7 @@ def test_session_store_expiry_and_cleanup(tmp_path):
 def test_graceful_shutdown_finishes_in_flight_requests(tmp_path):
     from aiaa_test_client import AIAAClient
     from aiaa_test_models import build_models, write_volume
-    from conftest import LiveServer
+    from live_server import LiveServer
 
     from ai4med.server.app import create_app
     from ai4med.server.settings import ServerSettings
