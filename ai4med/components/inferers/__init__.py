@@ -1,1 +1,19 @@
-"""ai4med.components.inferers."""
+"""ai4med.components.inferers: the seed-000 inference API on PyTorch.
+
+Modules (import what you use; this package imports nothing heavy):
+    inference_context  InferenceContext (model handle, names, extra inputs/outputs)
+    predictor          Predictor (predict, predict_list)
+    inferer            Inferer (infer, get_supported_input_names / output_names)
+    simple_inferer     SimpleInferer
+    scan_window        grid -> batches -> blend kernels (MONAI-equal fp32 results)
+    sw_inferer         ScanWindowInferer
+    sw_class_inferer   ScanClassWindowInferer (scan_interval rule, final activation)
+    torch_predictor    TorchInferenceContext, TorchPredictor, TorchScript context/predictor
+    onnx_predictor     OnnxInferenceContext, OnnxPredictor (onnxruntime)
+    triton_predictor   TritonInferenceContext, TritonPredictor (tritonclient http/grpc)
+    saliency           TorchSaliencyPredictor / TorchSaliencyInferer (Grad-CAM)
+    torch_inferers     TorchSimpleInferer, TorchScanWindowInferer, TorchScanClassWindowInferer, AutoPredictor
+    precision          precision="auto" resolution, malloc tuning
+    ort_runtime        OrtModule: the default fp32 CPU path through ONNX Runtime
+    catalog            INFERERS / PREDICTORS registries (seed TF names as aliases)
+"""

@@ -1,0 +1,251 @@
+"""Scan-window inference speed: ai4med `ScanWindowInferer` vs MONAI `sliding_window_inference`.
+
+Same MONAI UNet (3D, 1 -> 2 channels, 16-256, 2 residual units), same volume
+(192x192x128), roi 96^3, batch 4, overlap 0.25. Every measured configuration runs in its
+own subprocess with its own defaults (MONAI: plain torch under `no_grad`; ai4med: its
+`TorchInferenceContext` defaults, i.e. precision="auto" and malloc tuning). Candidates for
+the default CPU path are measured first, then MONAI and ai4med are timed alternately over
+several rounds; medians are reported.
+
+Usage:
+    .venv/bin/python bench/inference.py                  # full benchmark
+    .venv/bin/python bench/inference.py --compile        # also time torch.compile
+    .venv/bin/python bench/inference.py --size 96 96 64 --rounds 1 --repeats 1   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROI, BATCH, OVERLAP = (96, 96, 96), 4, 0.25
+UNET = {"spatial_dims": 3, "in_channels": 1, "out_channels": 2, "channels": (16, 32, 64, 128, 256),
+        "strides": (2, 2, 2, 2), "num_res_units": 2}
+# name -> (worker side, context options, extra environment)
+CANDIDATES = {
+    "ai4med fp32 (torch, exact)": ("ai4med", {"precision": "fp32"}, {}),
+    "ai4med fp32, no malloc tuning": ("ai4med", {"precision": "fp32"}, {"AI4MED_NO_MALLOC_TUNING": "1"}),
+    "ai4med fp32 channels_last_3d": ("ai4med", {"precision": "fp32", "channels_last": True}, {}),
+    "ai4med bf16 autocast": ("ai4med", {"precision": "bf16"}, {}),
+    "ai4med OnnxInferenceContext (.onnx file)": ("onnx", {}, {}),
+    "ai4med torch.compile": ("ai4med", {"precision": "fp32", "compile": True}, {}),
+}
+
+
+FP32 = "ai4med fp32 (torch, exact)"
+
+
+# --- worker side (one configuration per process) -------------------------------------------
+def build_net(work: Path):
+    import torch
+    from monai.networks.nets import UNet
+
+    net = UNet(**UNET).eval()
+    net.load_state_dict(torch.load(work / "unet.pt", weights_only=True))
+    return net
+
+
+def run_worker(side: str, options: dict, work: Path, repeats: int, out: Path | None) -> dict:
+    """Warm up once, time `repeats` runs of the whole volume; save the output; return timings."""
+    import torch
+
+    image = np.load(work / "image.npy")
+    net = build_net(work)
+    if side == "monai":
+        from monai.inferers import sliding_window_inference
+
+        x = torch.from_numpy(image)
+
+        def infer():
+            with torch.no_grad():
+                return sliding_window_inference(x, ROI, BATCH, net, overlap=OVERLAP).numpy()
+    else:
+        from ai4med.components.inferers.torch_inferers import TorchScanWindowInferer
+
+        if side == "onnx":
+            from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
+
+            ctx = OnnxInferenceContext(export_onnx(net, work), device="cpu")
+        else:
+            from ai4med.components.inferers.torch_predictor import TorchInferenceContext
+
+            ctx = TorchInferenceContext(net, **options)
+        inferer = TorchScanWindowInferer(ROI, BATCH, overlap=OVERLAP)
+
+        def infer():
+            return inferer.infer({"image": image}, "NCDHW", ctx)["pred"]
+
+    start = time.perf_counter()
+    result = infer()
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):  # the saved output is the last timed run's
+        start = time.perf_counter()
+        result = infer()
+        times.append(time.perf_counter() - start)
+    if out is not None:
+        np.save(out, result.astype(np.float32))
+    info = {"times": times, "warmup": warmup, "threads": torch.get_num_threads()}
+    if side == "ai4med":
+        info["precision"] = f"{ctx.runtime} {ctx.precision}"
+    return info
+
+
+def window_probe(work: Path) -> dict:
+    """Seconds of one 96^3 window (batch 1) forward in fp32 and bf16 autocast."""
+    import torch
+
+    from ai4med.components.inferers.precision import cpu_has_amx_bf16, tune_malloc
+
+    tune_malloc()
+    net, x = build_net(work), torch.randn(1, 1, *ROI)
+    res = {"amx_bf16": cpu_has_amx_bf16(), "mkldnn": torch.backends.mkldnn.is_available(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    with torch.inference_mode():
+        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                net(x)
+                start = time.perf_counter()
+                net(x)
+                res[name] = time.perf_counter() - start
+    return res
+
+
+def export_onnx(net, work: Path) -> Path:
+    import torch
+
+    path = work / "unet.onnx"
+    if not path.exists():
+        torch.onnx.export(net, torch.zeros(1, 1, *ROI), str(path), input_names=["image"], output_names=["pred"],
+                          dynamic_axes={"image": {0: "n"}, "pred": {0: "n"}}, dynamo=False)
+    return path
+
+
+# --- driver ---------------------------------------------------------------------------------
+def spawn(args: list[str], env: dict | None = None) -> dict:
+    """Run this script as a worker; its last stdout line is a JSON result."""
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, work: Path, repeats: int, save: bool = True) -> dict:
+    side, options, env = CANDIDATES.get(name, (name, {}, {}))
+    out = work / (name.replace(" ", "_").replace(",", "") + ".npy")
+    args = ["--worker", side, "--options", json.dumps(options), "--work", str(work), "--repeats", str(repeats)]
+    res = spawn(args + (["--out", str(out)] if save else []), env)
+    res["out"] = str(out)
+    return res
+
+
+def dice_fg(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of the foreground (argmax == 1) masks of two (N, 2, ...) outputs."""
+    ma, mb = a.argmax(1) == 1, b.argmax(1) == 1
+    denom = ma.sum() + mb.sum()
+    return 1.0 if denom == 0 else float(2 * (ma & mb).sum() / denom)
+
+
+def make_inputs(work: Path, size: tuple[int, int, int]) -> None:
+    """Seeded UNet weights and a smooth blob volume (1, 1, *size)."""
+    import torch
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    torch.save(UNet(**UNET).state_dict(), work / "unet.pt")
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float32) for s in size], indexing="ij"))
+    vol = 0.1 * rng.standard_normal(size).astype(np.float32)
+    for _ in range(12):
+        centre = rng.uniform(0, 1, 3)[:, None, None, None] * np.array(size)[:, None, None, None]
+        vol += np.exp(-((grid - centre) ** 2).sum(0) / (2 * rng.uniform(6, 20) ** 2)).astype(np.float32)
+    np.save(work / "image.npy", vol[None, None])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, nargs=3, default=(192, 192, 128))
+    p.add_argument("--rounds", type=int, default=3, help="alternating MONAI / ai4med rounds")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per process (after one warm-up)")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--options", default="{}", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker == "probe":
+        print(json.dumps(window_probe(Path(a.work))))
+        return
+    if a.worker:
+        out = Path(a.out) if a.out else None
+        print(json.dumps(run_worker(a.worker, json.loads(a.options), Path(a.work), a.repeats, out)))
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="ai4med_bench_"))
+    make_inputs(work, tuple(a.size))
+    probe = spawn(["--worker", "probe", "--work", str(work)])
+    print(f"CPU: amx_bf16={probe['amx_bf16']} capability={probe['cpu_capability']} mkldnn={probe['mkldnn']}; "
+          f"one 96^3 window: fp32 {probe['fp32']:.3f} s, bf16 autocast {probe['bf16']:.3f} s", flush=True)
+
+    # 1. candidates for the default CPU path (one process each)
+    rows: dict[str, dict] = {}
+    for name in CANDIDATES:
+        if name == "ai4med bf16 autocast" and probe["bf16"] > probe["fp32"]:
+            rows[name] = {"skip": f"bf16 window {probe['bf16']:.2f} s > fp32 {probe['fp32']:.2f} s (no AMX)"}
+            continue
+        if name == "ai4med torch.compile" and not a.compile:
+            rows[name] = {"skip": "not measured (pass --compile)"}
+            continue
+        rows[name] = measure(name, work, a.repeats)
+        print(f"  measured {name}: {statistics.median(rows[name]['times']):.2f} s", flush=True)
+
+    # 2. MONAI vs ai4med default, alternately
+    monai_t, default_t = [], []
+    for r in range(a.rounds):
+        monai = measure("monai", work, a.repeats, save=r == 0)
+        default = measure("ai4med", work, a.repeats, save=r == 0)
+        monai_t += monai["times"]
+        default_t += default["times"]
+        if r == 0:
+            monai_out, default_out, default_precision = monai["out"], default["out"], default["precision"]
+        print(f"  round {r + 1}: MONAI {statistics.median(monai['times']):.2f} s, "
+              f"ai4med default {statistics.median(default['times']):.2f} s", flush=True)
+
+    ref, fp32 = np.load(monai_out), np.load(rows[FP32]["out"])
+    default_arr = np.load(default_out)
+    diff = float(np.abs(fp32 - ref).max())
+    monai_med, default_med = statistics.median(monai_t), statistics.median(default_t)
+
+    print(f"\nvolume {tuple(a.size)}, roi {ROI}, batch {BATCH}, overlap {OVERLAP}, torch threads "
+          f"{rows[FP32]['threads']}; medians over runs")
+    print(f"{'configuration':40s} {'median s':>9s} {'vs MONAI':>9s} {'max|d| fp32':>12s} {'Dice vs fp32':>13s}")
+    print(f"{'MONAI sliding_window_inference (fp32)':40s} {monai_med:9.3f} {1.0:9.2f} {'':>12s} {'':>13s}")
+    for name, row in rows.items():
+        if "skip" in row:
+            print(f"{name:40s} {'-':>9s} {'':9s} {'':12s} {'':13s} {row['skip']}")
+            continue
+        out = np.load(row["out"])
+        med = statistics.median(row["times"])
+        extra = f" (first call {row['warmup']:.1f} s)"
+        print(f"{name:40s} {med:9.3f} {monai_med / med:9.2f} {float(np.abs(out - fp32).max()):12.2e} "
+              f"{dice_fg(out, fp32):13.4f}{extra}")
+    print(f"{'ai4med default (auto: ' + default_precision + ')':40s} {default_med:9.3f} "
+          f"{monai_med / default_med:9.2f} {float(np.abs(default_arr - fp32).max()):12.2e} "
+          f"{dice_fg(default_arr, fp32):13.4f}")
+    print(f"\nBENCH scan_window_fp32_max_abs_diff {diff:.3e}")
+    print(f"BENCH scan_window_speedup_vs_monai {monai_med / default_med:.3f}")
+    print(f"BENCH scan_window_mask_dice_vs_fp32 {dice_fg(default_arr, fp32):.4f}")
+
+
+if __name__ == "__main__":
+    main()
