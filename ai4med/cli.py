@@ -19,7 +19,7 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", default="demo_output", help="folder for the dataset, results and pictures")
     p.add_argument("--task", choices=["mni152", "synthetic"], default="mni152",
                    help="real anatomy (nilearn's MNI152 tissue classes) or synthetic shapes")
-    p.add_argument("--cases", type=int, default=6, help="number of cases to build")
+    p.add_argument("--cases", type=int, default=8, help="number of cases to build (a third validate)")
     p.add_argument("--epochs", type=int, default=None, help="override the demo config's epochs")
     p.add_argument("--seed", type=int, default=0)
 
@@ -75,6 +75,24 @@ def _add_check_datalist(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", default=None, help="only this list (training, validation, test, ...)")
 
 
+def _add_infer(p: argparse.ArgumentParser) -> None:
+    from ai4med.apps._cli_args import add_infer_args  # argparse only
+
+    add_infer_args(p)
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from ai4med.apps._cli_args import add_evaluate_args
+
+    add_evaluate_args(p)
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    from ai4med.apps._cli_args import add_export_args
+
+    add_export_args(p)
+
+
 def _add_serve(p: argparse.ArgumentParser) -> None:
     from ai4med.server.cli_args import add_serve_args  # argparse only
 
@@ -92,6 +110,12 @@ COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
               _add_train_like, ()),
     "validate": ("ai4med.apps.validate:run", "compute the key metrics of a trained model on the validation list",
                  _add_train_like, ()),
+    "infer": ("ai4med.apps.infer:run", "predictions for every case of a datalist (NIfTI with the input's geometry)",
+              _add_infer, ("tlt-infer",)),
+    "evaluate": ("ai4med.apps.evaluate:run", "per-case, per-class Dice of a model on a datalist, with reports",
+                 _add_evaluate, ("tlt-evaluate",)),
+    "export": ("ai4med.apps.export:run", "checkpoint -> TorchScript, ONNX, Triton repository, model_config.json",
+               _add_export, ("tlt-export",)),
     "serve": ("ai4med.server.app:run", "start the AI-assisted annotation server (AIAA REST API)",
               _add_serve, ("start_aas",)),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",

@@ -10,5 +10,14 @@ if [ ! -e "$kmeans" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&
   { apt-get install -y -q insighttoolkit5-examples || { apt-get update -q && apt-get install -y -q insighttoolkit5-examples; }; } \
     >/dev/null 2>&1 || echo "note: could not install insighttoolkit5-examples; its tests will be skipped"
 fi
+# A real Triton server for the Triton predictor/deploy tests: nvidia-pytriton bundles tritonserver 2.51.
+# --no-deps: it pins numpy<2, which would downgrade the environment (the tests do not need that pin).
+# Its Python-backend stub links Debian's libpython3.11, so only that interpreter's venv can use it.
+if [ "$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')" = /usr ] \
+   && ! .venv/bin/python -c 'import pytriton' 2>/dev/null; then
+  .venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "nvidia-pytriton==0.7.0" \
+    && .venv/bin/python -m pip -q --disable-pip-version-check install sh pyzmq typer wrapt typing_inspect importlib_metadata \
+    || echo "note: could not install nvidia-pytriton; the Triton tests will be skipped"
+fi
 .venv/bin/ruff check ai4med tests bench
 .venv/bin/python -m pytest -q -n 2 "$@"

@@ -549,10 +549,10 @@ def find_checkpoint(cfg: Any, model_file_path: str | None = None, model_name: st
     if model_file_path:
         path = _existing(cfg, model_file_path)
     elif cfg.variables.get("MMAR_CKPT"):
-        path = _existing(cfg, str(cfg.variables["MMAR_CKPT"]))
+        path = cfg.resolve_path(str(cfg.variables["MMAR_CKPT"]))
     else:
         folder = cfg.variables.get("MMAR_CKPT_DIR") or (cfg.mmar.models_dir if cfg.mmar else "models")
-        path = _existing(cfg, str(folder))
+        path = cfg.resolve_path(str(folder))
     if os.path.isdir(path):
         names = [model_name if os.path.splitext(model_name)[1] else model_name + e for e in CHECKPOINT_EXTS]
         found = [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
@@ -566,7 +566,7 @@ def find_checkpoint(cfg: Any, model_file_path: str | None = None, model_name: st
 
 
 def _existing(cfg: Any, path: str) -> str:
-    """`path` as given if it exists (relative to the cwd), else resolved against the MMAR root."""
+    """A path the user typed: as given if it exists (relative to the cwd), else under the MMAR root."""
     path = os.path.expanduser(path)
     if os.path.isabs(path) or os.path.exists(path):
         return os.path.abspath(path)
@@ -626,7 +626,7 @@ class ModelFileLoader:
             raise ValueError("give model_file_path")
 
     def load(self, cfg: Any, device: str = "cpu", precision: str = "fp32") -> Any:
-        return context_for_file(_existing(cfg, self.path), cfg, device, precision)
+        return context_for_file(cfg.resolve_path(self.path), cfg, device, precision)
 
 
 class TritonModelLoader:
@@ -721,12 +721,19 @@ def make_inference_context(cfg: Any, opts: EvalOptions) -> Any:
 def _datalist(cfg: Any, opts: EvalOptions, pipeline_pointer: str) -> tuple[str, str, str | None]:
     args = cfg.get(pipeline_pointer + "/args", {}) or {}
     v = cfg.variables
-    path = opts.datalist or args.get("data_list_file_path") or v.get("DATASET_JSON")
+    path = args.get("data_list_file_path") or v.get("DATASET_JSON")
     key = opts.data_list_key or args.get("data_list_key") or v.get("DATA_LIST_KEY") or "validation"
-    root = opts.file_root or args.get("data_file_base_dir") or v.get("DATA_ROOT")
-    if not path:
+    root = args.get("data_file_base_dir") or v.get("DATA_ROOT")
+    if not (opts.datalist or path):
         raise UserError(f"{cfg.file}: no datalist: give -d DATALIST (or DATASET_JSON in environment.json)")
-    return _existing(cfg, str(path)), str(key), (_existing(cfg, str(root)) if root else None)
+    path = _existing(cfg, opts.datalist) if opts.datalist else cfg.resolve_path(str(path))
+    if opts.file_root:
+        root = _existing(cfg, opts.file_root)
+    elif root:
+        root = cfg.resolve_path(str(root))
+    elif opts.datalist:
+        root = None  # the datalist's own folder
+    return path, str(key), root
 
 
 def _flag(cfg: Any, name: str, given: bool | None, default: bool) -> bool:
@@ -766,9 +773,10 @@ def evaluator_from_config(cfg: Any, opts: EvalOptions, inference_ctx: Any = None
 
         metrics = [ComputeAverageDice("mean_dice", "model")]
     inferer = cfg.build(base + "/inferer", "inferers", required=False)
-    output_dir = opts.output_dir or str(cfg.variables.get("MMAR_EVAL_OUTPUT_PATH") or "") or (
-        cfg.mmar.eval_dir if cfg.mmar else os.path.abspath("eval"))
-    output_dir = _existing(cfg, output_dir) if not os.path.isabs(output_dir) else output_dir
+    if opts.output_dir:
+        output_dir = os.path.abspath(opts.output_dir)
+    else:
+        output_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_EVAL_OUTPUT_PATH") or "eval"))
     if inference_ctx is None:
         inference_ctx = make_inference_context(cfg, opts)
     return BulkEvaluator(

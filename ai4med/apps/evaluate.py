@@ -1,0 +1,79 @@
+"""`ai4med evaluate` (Clara `validate.sh`, seed 004 `tlt-evaluate`): metrics of a model on a datalist.
+
+Each case of the list goes through the config's pre-transforms, the inferer, the
+post-transforms (default: argmax / threshold, back onto the input's grid) and the
+metrics (default: per-case, per-class Dice). Reports `<metric>_raw_results.txt` (one line
+per case: name, then one value per class) and `<metric>_summary_results.txt` go to `-o`
+(else each metric's report_path, else the MMAR's eval/). `--save_predictions` also writes
+the predictions. Exit code 1 when a case failed.
+
+The workflow is `ai4med.workflows.bulk_evaluator`; `ai4med infer` is the same run with
+predictions written and no metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["run", "run_bulk", "options_from_args"]
+
+logger = logging.getLogger(__name__)
+
+
+def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
+    from ai4med.apps._cli_args import resolve_device
+    from ai4med.workflows.bulk_evaluator import EvalOptions
+
+    use_amp = cfg.get("/use_amp", cfg.variables.get("use_amp"))
+    precision = args.precision or ("auto" if args.amp or use_amp is True else "fp32")
+    opts = EvalOptions(
+        mode=mode, datalist=args.datalist, data_list_key=args.data_list_key, file_root=args.file_root,
+        output_dir=args.output, model_file_path=args.model_file_path, model_name=args.model_name,
+        triton_url=args.triton_url, triton_model_name=args.triton_model_name, triton_protocol=args.triton_protocol,
+        device=resolve_device(args.device), precision=precision, keep_largest_cc=args.keep_largest_cc,
+        progress=False if args.no_progress else None, overwrite=not args.no_overwrite,
+    )
+    if mode == "infer" and getattr(args, "validate", False):
+        opts.do_validation = True
+    if mode == "evaluate" and getattr(args, "save_predictions", False):
+        opts.output_infer_result = True
+    return opts
+
+
+def run_bulk(args: Any, mode: str) -> int:
+    """Build the evaluator from the command's config and arguments, run it, print the summary."""
+    import os
+
+    from ai4med.apps._cli_args import load_command_config
+    from ai4med.errors import UserError
+    from ai4med.workflows.bulk_evaluator import evaluator_from_config
+
+    cfg = load_command_config(args)
+    opts = options_from_args(args, mode, cfg)
+    evaluator = evaluator_from_config(cfg, opts)
+    logger.info("%s: %d cases, model %s (%s), output %s", mode, len(evaluator.data_list),
+                type(evaluator.inference_ctx).__name__, opts.precision, evaluator.output_dir)
+    try:
+        result = evaluator.run()
+    finally:
+        evaluator.inference_ctx.close()
+    done = len(result.cases) - len(result.failed)
+    print(f"{mode}: {done} of {len(result.cases)} cases done" + (
+        f", predictions under {evaluator.output_dir}" if result.written else ""))
+    for name, value in result.metrics.items():
+        print(f"  {name}: {value:.4f}")
+    for path in result.reports:
+        print(f"  report {os.path.relpath(path)}")
+    if result.failed:
+        for case in result.failed:
+            print(f"  FAILED {case.name}: {case.error}")
+        if not done:
+            raise UserError(f"all {len(result.cases)} cases failed")
+        return 1
+    return 0
+
+
+def run(args: Any) -> int:
+    """The `evaluate` command (arguments: `ai4med.apps._cli_args.add_evaluate_args`)."""
+    return run_bulk(args, "evaluate")
