@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_net
+from inferer_fixtures import make_net
 from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 from monai.inferers.utils import compute_importance_map
