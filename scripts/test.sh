@@ -10,6 +10,12 @@ if [ ! -e "$kmeans" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&
   { apt-get install -y -q insighttoolkit5-examples || { apt-get update -q && apt-get install -y -q insighttoolkit5-examples; }; } \
     >/dev/null 2>&1 || echo "note: could not install insighttoolkit5-examples; its tests will be skipped"
 fi
+# Debian's Chromium for the viewer's end-to-end browser test (Playwright drives /usr/bin/chromium;
+# `playwright install` is never run: browser downloads are not needed).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
+    >/dev/null 2>&1 || echo "note: could not install chromium; the viewer browser test will be skipped"
+fi
 # A real Triton server for the Triton predictor/deploy tests: nvidia-pytriton bundles tritonserver 2.51.
 # --no-deps: it pins numpy<2, which would downgrade the environment (the tests do not need that pin).
 # Its Python-backend stub links Debian's libpython3.11, so only that interpreter's venv can use it.

@@ -1,8 +1,11 @@
 // ai4med annotation viewer: NIfTI in the browser, three orthogonal views, AIAA calls through a session.
 "use strict";
-const S = { vol: null, dims: null, idx: [0, 0, 0], mask: null, points: [], bg: [], session: null, models: [] };
+const S = { vol: null, dims: null, idx: [0, 0, 0], mask: null, points: [], bg: [], session: null, models: [],
+  busy: false };
 const $ = (id) => document.getElementById(id);
 const status = (t) => { $("status").textContent = t; };
+// the API lives beside the page: "/viewer" -> "", "/aiaa/viewer/" -> "/aiaa" (path-prefixed deployments)
+const BASE = location.pathname.replace(/\/viewer\/?(index\.html)?$/, "");
 
 async function gunzipIfNeeded(buf) {
   const b = new Uint8Array(buf);
@@ -18,6 +21,7 @@ function parseNifti(buf) {
   const nd = dv.getInt16(40, le);
   const dims = [1, 1, 1].map((_, i) => (i < nd ? dv.getInt16(42 + 2 * i, le) : 1));
   const type = dv.getInt16(70, le);
+  const spacing = [1, 2, 3].map((i) => Math.abs(dv.getFloat32(76 + 4 * i, le)) || 1);
   const off = Math.max(352, Math.round(dv.getFloat32(108, le)));
   let slope = dv.getFloat32(112, le); const inter = dv.getFloat32(116, le);
   if (!slope) slope = 1;
@@ -29,7 +33,7 @@ function parseNifti(buf) {
   const [size, read] = readers[type];
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = read(off + i * size) * slope + inter;
-  return { dims, data };
+  return { dims, data, spacing };
 }
 
 const at = (x, y, z) => x + S.dims[0] * (y + S.dims[1] * z);
@@ -43,6 +47,9 @@ function draw(axis) {
   const [ha, va] = PLANE[axis];
   const w = S.dims[ha], h = S.dims[va];
   cv.width = w; cv.height = h;
+  // one canvas pixel per voxel, shown in a 320 px box with the voxels' physical aspect ratio
+  const wmm = w * S.spacing[ha], hmm = h * S.spacing[va], scale = 320 / Math.max(wmm, hmm);
+  cv.style.width = `${Math.round(wmm * scale)}px`; cv.style.height = `${Math.round(hmm * scale)}px`;
   const ctx = cv.getContext("2d");
   const img = ctx.createImageData(w, h);
   const win = +$("win").value, lev = +$("lev").value, lo = lev - win / 2;
@@ -86,28 +93,62 @@ function onWheel(ev) {
   if (!S.vol) return;
   ev.preventDefault();
   const axis = +ev.currentTarget.dataset.axis;
+  if (!ev.deltaY) return;
   S.idx[axis] = Math.max(0, Math.min(S.dims[axis] - 1, S.idx[axis] + (ev.deltaY > 0 ? 1 : -1)));
   draw(axis);
+}
+
+// Window/level sliders over the volume's intensity range (2nd-98th percentile of a sample as the start).
+function initWindow() {
+  const n = S.vol.length, step = Math.max(1, Math.floor(n / 20000)), sample = [];
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < n; i += step) { const x = S.vol[i]; sample.push(x); if (x < lo) lo = x; if (x > hi) hi = x; }
+  sample.sort((a, b) => a - b);
+  const q = (f) => sample[Math.min(sample.length - 1, Math.floor(f * sample.length))];
+  let wlo = q(0.02), whi = q(0.98);
+  if (!(whi > wlo)) { wlo = lo; whi = hi > lo ? hi : lo + 1; }
+  const range = Math.max(hi - lo, 1e-6), win = $("win"), lev = $("lev");
+  win.min = range / 1000; win.max = 2 * range; win.step = "any";
+  lev.min = lo - range / 2; lev.max = hi + range / 2; lev.step = "any";
+  win.value = whi - wlo; lev.value = (whi + wlo) / 2;
+}
+
+function resetResult() {
+  S.mask = null;
+  const link = $("download");
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.removeAttribute("href"); link.classList.add("hidden");
+}
+
+// Upload the volume once; the model calls then name the session instead of re-sending it.
+async function createSession() {
+  const fd = new FormData();
+  fd.append("image", new Blob([S.raw]), S.fileName);
+  const r = await fetch(BASE + "/session/", { method: "PUT", body: fd });
+  if (!r.ok) { status("session failed: " + (await r.text())); return false; }
+  S.session = (await r.json()).session_id;
+  return true;
 }
 
 async function openFile(file) {
   status("reading " + file.name);
   const raw = await file.arrayBuffer();
   const nii = parseNifti(await gunzipIfNeeded(raw));
-  S.vol = nii.data; S.dims = nii.dims; S.mask = null; S.points = []; S.bg = [];
+  S.vol = nii.data; S.dims = nii.dims; S.spacing = nii.spacing; S.points = []; S.bg = []; S.session = null;
+  resetResult();
+  $("run").disabled = true;
   S.idx = S.dims.map((d) => Math.floor(d / 2));
+  initWindow();
   drawAll();
-  const fd = new FormData();
-  fd.append("image", new Blob([raw]), file.name);
-  const r = await fetch("/session/", { method: "PUT", body: fd });
-  if (!r.ok) { status("session failed: " + (await r.text())); return; }
-  S.session = (await r.json()).session_id;
+  S.raw = raw; S.fileName = file.name;
+  if (!(await createSession())) return;
   $("run").disabled = false;
   status(`${file.name} ${S.dims.join("x")} ready (session ${S.session.slice(0, 8)})`);
 }
 
 async function loadModels() {
-  const r = await fetch("/v1/models");
+  const r = await fetch(BASE + "/v1/models");
+  if (!r.ok) throw new Error(await r.text());
   S.models = await r.json();
   $("model").innerHTML = S.models.filter((m) => m.type !== "classification")
     .map((m) => `<option value="${m.name}">${m.name} (${m.type}${m.deepgrow ? " " + m.deepgrow : ""})</option>`).join("");
@@ -115,7 +156,7 @@ async function loadModels() {
 
 async function run() {
   const m = S.models.find((x) => x.name === $("model").value);
-  if (!m || !S.session) return;
+  if (!m || !S.session || S.busy) return;
   let api = "inference", params = {};
   if (m.type === "annotation") { api = "dextr3d"; params = { points: S.points }; }
   else if (m.type === "deepgrow") {
@@ -125,18 +166,26 @@ async function run() {
   const fd = new FormData();
   fd.append("params", JSON.stringify(params));
   status("running " + m.name + " ...");
-  const url = `/v1/${api}?model=${encodeURIComponent(m.name)}&session_id=${S.session}`;
-  const r = await fetch(url, { method: "POST", body: fd });
+  const url = () => `${BASE}/v1/${api}?model=${encodeURIComponent(m.name)}&session_id=${encodeURIComponent(S.session)}`;
+  S.busy = true; $("run").disabled = true;
+  let r;
+  try {
+    r = await fetch(url(), { method: "POST", body: fd });
+    if (r.status === 440 && (await createSession())) r = await fetch(url(), { method: "POST", body: fd });  // expired
+  } finally { S.busy = false; $("run").disabled = false; }
   if (!r.ok) { status("error: " + (await r.text())); return; }
   const form = await r.formData();
   const file = form.get("file");
   const out = JSON.parse(form.get("params") || "{}");
   if (!file) { status("result: " + JSON.stringify(out)); return; }
   const mask = parseNifti(await gunzipIfNeeded(await file.arrayBuffer()));
+  if (mask.dims.join() !== S.dims.join()) { status(`error: mask ${mask.dims.join("x")} is not on the volume's grid`); return; }
+  resetResult();
   S.mask = mask.data;
   const n = S.mask.reduce((a, v) => a + (v > 0 ? 1 : 0), 0);
   const link = $("download");
   link.href = URL.createObjectURL(file); link.classList.remove("hidden");
+  link.download = /\.nii$/i.test(file.name || "") ? "mask.nii" : "mask.nii.gz";
   status(`done: ${n} voxels` + (out.points ? `, ${out.points.length} extreme points` : ""));
   drawAll();
 }
