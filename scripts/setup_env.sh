@@ -24,7 +24,7 @@ stamp=.venv/.ai4med-installed
 want="$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing torch==2.13.0 (CPU) and ai4med[test] into .venv"
-  .venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" install "torch==2.13.0"
+  .venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" install "torch==2.13.0" 2> >(grep -v "is ignored: it is neither" >&2)
   "${pip[@]}" install -e ".[test]" 2> >(grep -v "is ignored: it is neither" >&2)
   echo "$want" > "$stamp"
 fi

@@ -274,7 +274,9 @@ class Trainer:
 
         if engine.state.epoch <= (self.history[-1]["epoch"] if self.history else 0):
             self.history = [h for h in self.history if h["epoch"] < engine.state.epoch]
-        self.history.append({"epoch": engine.state.epoch, **{k: float(v) for k, v in engine.state.metrics.items()}})
+        fresh = engine.state.extra.get("validated_epoch") == engine.state.epoch
+        self.history.append({"epoch": engine.state.epoch, **{k: float(v) for k, v in engine.state.metrics.items()
+                                                             if fresh or not k.startswith("val_")}})
         atomic_write_text(os.path.join(self.ckpt_dir, "training_history.json"), json.dumps(self.history, indent=1))
 
     def _record_lr(self, engine: Engine) -> None:
