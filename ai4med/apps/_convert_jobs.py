@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -241,40 +240,18 @@ def resample_to_spacing(img: sitk.Image, spacing: Sequence[float], label: bool =
 
 # --------------------------------------------------------------------------- writing
 def write_image_atomic(img: sitk.Image, path: str) -> None:
-    """Write `img` to `path` so that `path` appears only complete (temp name + rename).
+    """Write `img` to `path` so that `path` appears only complete (see `write_sitk_atomic`)."""
+    from ai4med.io.image_io import write_sitk_atomic
 
-    For .mhd the pair is written in a temporary folder beside the target; the data file
-    is moved into place first, then the header, which names the data file by its final
-    name (`X.raw` / `X.zraw`).
-    """
-    import SimpleITK as sitk
-
-    from ai4med.io.atomic import atomic_dir, atomic_path
-
-    if path.lower().endswith(".mhd"):
-        with atomic_dir(path) as tmp:
-            header = os.path.join(tmp, os.path.basename(path))
-            sitk.WriteImage(img, header)
-            with open(header, encoding="latin-1") as f:
-                m = re.search(r"^ElementDataFile\s*=\s*(.+?)\s*$", f.read(), re.MULTILINE)
-            if m and m.group(1) != "LOCAL":
-                data = m.group(1)
-                os.replace(os.path.join(tmp, data), os.path.join(os.path.dirname(path), data))
-            os.replace(header, path)
-    else:
-        with atomic_path(path) as tmp:
-            sitk.WriteImage(img, tmp)
+    write_sitk_atomic(img, path)
 
 
 # --------------------------------------------------------------------------- one task
 def _reason(exc: BaseException) -> str:
-    """One line from an exception (SimpleITK's are multi-line with C++ file names)."""
-    text = str(exc).strip() or type(exc).__name__
-    m = re.search(r"ERROR:\s*(.+)", text)
-    if m:
-        text = m.group(1)
-    line = " ".join(text.split())
-    line = line if len(line) <= 400 else line[:397] + "..."
+    """One line from an exception, prefixed with its type unless it is a UserError."""
+    from ai4med.io.image_io import error_reason
+
+    line = error_reason(exc, limit=400)
     return line if isinstance(exc, UserError) else f"{type(exc).__name__}: {line}"
 
 

@@ -104,14 +104,17 @@ def image_format(path: str) -> str:
     return _FORMATS[ext]
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException, limit: int = 300) -> str:
     """A one-line reason from a library exception (SimpleITK's are multi-line with C++ paths)."""
     text = str(exc).strip() or type(exc).__name__
     m = re.search(r"ERROR:\s*(.+)", text)
     if m:
         text = m.group(1)
     line = " ".join(text.split())
-    return line if len(line) <= 300 else line[:297] + "..."
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+_reason = error_reason
 
 
 # --- reading -------------------------------------------------------------------
@@ -276,12 +279,22 @@ def read_image(
 
 
 def _write_sitk(image: MedicalImage, path: str, affine: Any) -> None:
+    from ai4med.io.itk import medical_image_to_sitk
+
+    write_sitk_atomic(medical_image_to_sitk(image, affine), path)
+
+
+def write_sitk_atomic(simg: Any, path: str) -> None:
+    """Write a SimpleITK image so that `path` only ever appears complete.
+
+    Single files go through a temporary name + rename; for header + data pairs (.mhd, .nhdr)
+    both are written under their final names in a temporary folder, then the data file(s)
+    move into place first and the header (which names them relatively) last.
+    """
     import SimpleITK as sitk
 
     from ai4med.io.atomic import atomic_dir, atomic_path
-    from ai4med.io.itk import medical_image_to_sitk
 
-    simg = medical_image_to_sitk(image, affine)
     ext = _extension(path)
     if ext not in _DETACHED:
         with atomic_path(path) as tmp:
