@@ -93,6 +93,12 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     add_export_args(p)
 
 
+def _add_deploy(p: argparse.ArgumentParser) -> None:
+    from ai4med.deploy.cli_args import add_deploy_args  # argparse only
+
+    add_deploy_args(p)
+
+
 def _add_serve(p: argparse.ArgumentParser) -> None:
     from ai4med.server.cli_args import add_serve_args  # argparse only
 
@@ -118,6 +124,8 @@ COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
                _add_export, ("tlt-export",)),
     "serve": ("ai4med.server.app:run", "start the AI-assisted annotation server (AIAA REST API)",
               _add_serve, ("start_aas",)),
+    "deploy": ("ai4med.deploy.app:run", "base inference application: input folder -> segmentations + render files",
+               _add_deploy, ()),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
                        _add_check_datalist, ()),
 }

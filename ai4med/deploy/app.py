@@ -1,0 +1,531 @@
+"""The base inference application (seed 003): input folder -> output + publish folders.
+
+For each input (a NIfTI / MetaImage volume, or a DICOM series folder) of the input folder:
+pre-transforms -> scanning-window inference (client-side; windows go to a local TorchScript /
+ONNX Runtime model or to Triton over HTTP / gRPC) -> post-transforms -> writers:
+
+* `<output>/<input name>.mhd` + `.raw`: the segmentation, with the input's geometry;
+* `<publish>/image.mhd`, `image.seg.mhd` (+ `.raw`) and `config_render.json` for the render
+  server (several inputs: one `<publish>/<input name>/` folder each);
+* `<logs>/deploy.log`: the run's log, with the time of each case and a summary.
+
+The application folder (`--app`) holds `config/config_inference.json` (pre/post transforms,
+inferer, model loader, writers), `config/model_config.json` (seed 003's keys) and
+`config/config_render.json`; the bundled base application is used when none is given.
+Which model runs (first match): `--model` / AI4MED_DEPLOY_MODEL (local), `--triton_url` /
+AI4MED_TRITON_URL / NVIDIA_CLARA_TRTISURI (Triton), the config's `model_loader`, the app's
+`models/model.ts` or `models/model.onnx`.
+
+One bad input is reported and skipped, the others are processed. Exit status: 0 every input
+written; 3 some inputs failed (named in the log and the summary); 1 nothing could be done
+(no input, missing folder, bad config, unreachable server, every input failed), with one
+line saying why, within the Triton timeout.
+
+Example:
+    >>> import argparse
+    >>> from ai4med.deploy.cli_args import add_deploy_args
+    >>> p = argparse.ArgumentParser(); add_deploy_args(p)
+    >>> run(p.parse_args(["--check", "--model", "/no/such/model.onnx"]))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai4med.deploy.settings import BASE_APP, DeploySettings
+from ai4med.errors import UserError
+
+__all__ = ["run", "deploy", "init_app", "load_app", "discover_inputs", "DeployApp", "DeployResult", "DeployError",
+           "EXIT_OK", "EXIT_FATAL", "EXIT_PARTIAL"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 3
+CONFIG_INFERENCE = os.path.join("config", "config_inference.json")
+MODEL_CONFIG = os.path.join("config", "model_config.json")
+RENDER_CONFIG = os.path.join("config", "config_render.json")
+VOLUME_EXTS = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
+DATA_EXTS = (".raw", ".zraw", ".raw.gz", ".img")  # MetaImage / NRRD data files, read through their header
+MODEL_CONFIG_KEYS = ("model_name", "input_node_names", "output_node_names", "data_format", "output_channel_dict",
+                     "network_input_size")
+
+
+class DeployError(UserError):
+    """Nothing can be deployed: the message says what and where."""
+
+
+# --- the application folder ---------------------------------------------------------------------
+def _registries() -> Any:
+    """Kind -> registry for the app's config: the package's, plus the deploy components and model loaders."""
+    from ai4med.config.registries import get_registry
+    from ai4med.config.registry import Registry
+    from ai4med.workflows.bulk_evaluator import MODEL_LOADERS
+
+    here = "ai4med.deploy.components"
+    extra: dict[str, dict[str, Any]] = {
+        "inferers": {"TRTISScanWindowInferer": f"{here}:TRTISScanWindowInferer"},
+        "writers": {"MhdWriter": f"{here}:MhdWriter", "MetaImageWriter": f"{here}:MhdWriter",
+                    "PredictionWriter": "ai4med.workflows.bulk_evaluator:PredictionWriter"},
+        "model_loaders": {"TRTISModelLoader": f"{here}:TRTISModelLoader",
+                          **{k: f"ai4med.workflows.bulk_evaluator:{v.__name__}" for k, v in MODEL_LOADERS.items()}},
+    }
+    cache: dict[str, Registry] = {}
+
+    def source(kind: str) -> Registry:
+        if kind not in cache:
+            if kind not in extra:
+                cache[kind] = get_registry(kind)
+            else:
+                try:
+                    base = get_registry(kind)
+                    entries = {n: base.target(n) for n in base.names()}
+                except KeyError:
+                    entries = {}
+                cache[kind] = Registry(kind, {**entries, **extra[kind]})
+        return cache[kind]
+
+    return source
+
+
+def _read_json(path: str, what: str) -> Any:
+    if not os.path.isfile(path):
+        raise DeployError(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise DeployError(f"{path}: cannot read {what}: {e}") from e
+
+
+def check_model_config(doc: Any, path: str) -> dict[str, Any]:
+    """Seed 003's model_config.json, checked: every key present and of the right kind."""
+    if not isinstance(doc, dict):
+        raise DeployError(f"{path}: model_config.json must be a JSON object")
+    missing = [k for k in MODEL_CONFIG_KEYS if k not in doc]
+    if missing:
+        raise DeployError(f"{path}: missing key(s) {', '.join(missing)} (seed 003 keys: {', '.join(MODEL_CONFIG_KEYS)})")
+    for key in ("input_node_names", "output_node_names"):
+        if not (isinstance(doc[key], list) and doc[key] and all(isinstance(n, str) for n in doc[key])):
+            raise DeployError(f"{path}: {key} must be a non-empty list of names, got {doc[key]!r}")
+    size = doc["network_input_size"]
+    if not (isinstance(size, list) and len(size) in (2, 3) and all(isinstance(s, int) and s > 0 for s in size)):
+        raise DeployError(f"{path}: network_input_size must be 2 or 3 positive integers, got {size!r}")
+    if doc["data_format"] != "channels_first":
+        raise DeployError(f"{path}: data_format {doc['data_format']!r}: only channels_first models are supported")
+    channels = doc["output_channel_dict"]
+    if not (isinstance(channels, dict) and all(isinstance(v, int) and v > 0 for v in channels.values())):
+        raise DeployError(f"{path}: output_channel_dict must map output names to channel counts, got {channels!r}")
+    if not isinstance(doc["model_name"], str) or not doc["model_name"]:
+        raise DeployError(f"{path}: model_name must be a non-empty string")
+    return doc
+
+
+@dataclass
+class DeployApp:
+    """A loaded application folder: the config, the model description and the built components."""
+
+    root: str
+    cfg: Any
+    model_config: dict[str, Any]
+    render_config: str | None
+    pre_transforms: list[Any]
+    post_transforms: list[Any]
+    inferer: Any
+    writers: list[Any]
+    model_loader: Any
+
+
+def load_app(root: str, overrides: Sequence[str] = ()) -> DeployApp:
+    """Load and build the application folder `root` (its config/ files); every problem is a DeployError."""
+    from ai4med.components.inferers.sw_inferer import ScanWindowInferer
+    from ai4med.config.loader import load_json
+    from ai4med.config.workflow_config import load_config
+    from ai4med.deploy.components import MhdWriter, TRTISScanWindowInferer
+
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise DeployError(f"application folder not found: {root}")
+    config_file = os.path.join(root, CONFIG_INFERENCE)
+    if not os.path.isfile(config_file):
+        raise DeployError(f"{root} is not an application folder: it has no {CONFIG_INFERENCE}")
+    model_config_file = os.path.join(root, MODEL_CONFIG)
+    model_config = check_model_config(_read_json(model_config_file, "model_config.json"), model_config_file)
+    render = os.path.join(root, RENDER_CONFIG)
+    if not os.path.isfile(render):
+        logger.warning("%s has no %s: the publish folder gets no render configuration", root, RENDER_CONFIG)
+    raw = load_json(config_file)
+    given = {o.split("=", 1)[0] for o in overrides}
+    defaults = {"APP_ROOT": root, "PBTXT_PATH": "", "MODEL_DIR": os.path.join(root, "models")}
+    extra = [f"{k}={v}" for k, v in defaults.items() if k not in given and not (isinstance(raw, dict) and k in raw)]
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise DeployError(f"overrides must be KEY=VALUE, got {bad}")
+    cfg = load_config(config_file, None, [*extra, *overrides], mmar_root=root, registries=_registries())
+    pre = cfg.build_list("/pre_transforms", "transforms")
+    if not pre:
+        raise DeployError(f"{config_file}: pre_transforms is empty: the images must at least be loaded (LoadNifti)")
+    post = cfg.build_list("/post_transforms", "transforms")
+    inferer = cfg.build("/inferer", "inferers", required=False) or TRTISScanWindowInferer()
+    if isinstance(inferer, ScanWindowInferer) and not inferer.roi_size:
+        inferer.roi_size = list(model_config["network_input_size"])
+    writers = cfg.build_list("/writers", "writers") if cfg.has("/writers") else [MhdWriter()]
+    loader = cfg.build("/model_loader", "model_loaders", required=False)
+    return DeployApp(root, cfg, model_config, render if os.path.isfile(render) else None, pre, post, inferer,
+                     writers, loader)
+
+
+# --- the model ------------------------------------------------------------------------------------
+def _local_model_path(path: str, app_root: str) -> str:
+    path = os.path.expanduser(path)
+    candidates = [path] if os.path.isabs(path) else [os.path.abspath(path), os.path.join(app_root, path)]
+    for p in candidates:
+        if os.path.isdir(p):
+            found = [os.path.join(p, n) for n in ("model.ts", "model.onnx") if os.path.isfile(os.path.join(p, n))]
+            if found:
+                return found[0]
+        elif os.path.isfile(p):
+            return p
+    raise DeployError(f"model file not found: {path} (a TorchScript .ts or ONNX .onnx file from `ai4med export`, "
+                      "or a folder holding model.ts / model.onnx)")
+
+
+def _triton_target(app: DeployApp, settings: DeploySettings) -> tuple[str, str, str]:
+    """(url, protocol, where the address came from) for Triton."""
+    from ai4med.deploy.components import TRTISModelLoader, TRTISScanWindowInferer
+    from ai4med.workflows.bulk_evaluator import TritonModelLoader
+
+    loader, inferer = app.model_loader, app.inferer
+    url, source = settings.triton_url, settings.triton_url_source
+    config_url = config_protocol = None
+    if isinstance(loader, TritonModelLoader):
+        config_url, config_protocol = loader.url, loader.protocol
+    elif isinstance(loader, TRTISModelLoader) and loader.url:
+        config_url, config_protocol = loader.url, loader.protocol
+    if config_url is None and isinstance(inferer, TRTISScanWindowInferer):
+        config_url, config_protocol = inferer.url, inferer.protocol
+    if not url:
+        url, source = config_url or "localhost:8000", "the config" if config_url else "default"
+    protocol = settings.triton_protocol or (str(config_protocol).lower() if config_protocol else None) or "http"
+    from ai4med.deploy.settings import split_url
+
+    url, scheme = split_url(url)
+    if scheme and not settings.triton_protocol:
+        protocol = scheme
+    if protocol not in ("http", "grpc"):
+        raise DeployError(f"Triton protocol must be HTTP or GRPC, got {protocol!r}")
+    return url, protocol, source
+
+
+def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
+    """The inference context to run and a line describing it (see the module docstring for the order)."""
+    from ai4med.apps._cli_args import resolve_device
+    from ai4med.components.inferers.triton_predictor import TritonUnavailableError
+    from ai4med.deploy.components import FailFastTritonContext, TRTISModelLoader
+    from ai4med.workflows.bulk_evaluator import ModelFileLoader, TritonModelLoader, context_for_file
+
+    if settings.model and settings.sources.get("model", "").startswith("flag") and settings.triton_url and \
+            settings.triton_url_source.startswith("flag"):
+        raise DeployError("give either --model (local inference) or --triton_url (Triton), not both")
+    loader = app.model_loader
+    triton_loader = isinstance(loader, (TRTISModelLoader, TritonModelLoader))
+    local = settings.model
+    local_source = settings.model_source
+    if not local and not settings.triton_url and loader is not None and not triton_loader:
+        if not isinstance(loader, ModelFileLoader):
+            raise DeployError(f"{app.cfg.file}: model_loader {type(loader).__name__} needs a training config; the "
+                              "deploy app runs exported models (TorchScriptLoader / OnnxModelLoader / TRTISModelLoader)")
+        local, local_source = app.cfg.resolve_path(loader.path), "the config's model_loader"
+    if not local and not settings.triton_url and loader is None:
+        try:
+            local, local_source = _local_model_path(os.path.join(app.root, "models"), app.root), "the app's models/"
+        except DeployError as e:
+            raise DeployError(f"{app.cfg.file} has no model_loader and {e}; give --model or --triton_url") from e
+    if local:
+        path = _local_model_path(local, app.root)
+        device = resolve_device(settings.device)
+        try:
+            ctx = context_for_file(path, None, device, "fp32")
+        except UserError:
+            raise
+        except Exception as e:
+            raise DeployError(f"cannot load the model {path}: {type(e).__name__}: {e}") from e
+        kind = "ONNX Runtime" if path.lower().endswith(".onnx") else "TorchScript"
+        return ctx, f"local {kind} model {path} on {device} (from {local_source})"
+    url, protocol, source = _triton_target(app, settings)
+    name = settings.triton_model_name or app.model_config["model_name"]
+    t = time.monotonic()
+    try:
+        if isinstance(loader, TRTISModelLoader):
+            ctx = loader.connect(name, url, protocol, settings.triton_timeout)
+        else:
+            ctx = FailFastTritonContext(name, url, protocol, timeout=settings.triton_timeout)
+    except (TritonUnavailableError, ImportError, ValueError) as e:
+        raise DeployError(f"Triton unreachable ({url} from {source}, {protocol}, after {time.monotonic() - t:.1f} s "
+                          f"of {settings.triton_timeout:g} s allowed): {e}") from e
+    return ctx, f"Triton model {ctx.model_name!r} at {url} ({protocol}, address from {source})"
+
+
+def _match_nodes(ctx: Any, model_config: dict[str, Any], model_config_file: str) -> None:
+    """Check the model's input/output names against model_config.json; its first output is the prediction."""
+    from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
+    from ai4med.components.inferers.triton_predictor import TritonInferenceContext
+
+    if not isinstance(ctx, (OnnxInferenceContext, TritonInferenceContext)):
+        return  # TorchScript modules have no tensor names
+    inputs, outputs = model_config["input_node_names"], model_config["output_node_names"]
+    if set(inputs) != set(ctx.input_names):
+        raise DeployError(f"{model_config_file}: input_node_names {inputs} do not match the model's inputs "
+                          f"{list(ctx.input_names)}")
+    if outputs[0] not in ctx.output_names:
+        raise DeployError(f"{model_config_file}: output {outputs[0]!r} is not an output of the model "
+                          f"(it has {list(ctx.output_names)})")
+    ctx.output_names = [outputs[0]] + [n for n in ctx.output_names if n != outputs[0]]
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+def _is_volume(name: str) -> bool:
+    return name.lower().endswith(VOLUME_EXTS)
+
+
+def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """(inputs, ignored): the volumes and DICOM series folders in `folder`, and what was left out, with why.
+
+    The folder itself counts as one DICOM series when it holds DICOM images and no volume.
+    """
+    from ai4med.io.dicom import is_dicom_folder
+
+    if not os.path.isdir(folder):
+        raise DeployError(f"input folder not found: {folder} (give --input or AI4MED_DEPLOY_INPUT)")
+    try:
+        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    except OSError as e:
+        raise DeployError(f"cannot list the input folder {folder}: {e}") from e
+    inputs: list[str] = []
+    ignored: list[tuple[str, str]] = []
+    loose_files = False
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            if is_dicom_folder(path):
+                inputs.append(path)
+            else:
+                ignored.append((path, "a folder without DICOM images"))
+        elif _is_volume(name):
+            inputs.append(path)
+        elif name.lower().endswith(DATA_EXTS):
+            continue
+        else:
+            loose_files = True
+            ignored.append((path, "not a NIfTI / MetaImage volume"))
+    if not inputs and loose_files and is_dicom_folder(folder):
+        return [folder], []
+    return inputs, ignored
+
+
+# --- the run ----------------------------------------------------------------------------------------
+@dataclass
+class DeployResult:
+    """What a run did: inputs written (name -> files), failed (name -> error), ignored paths, seconds."""
+
+    written: dict[str, list[str]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    model: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        if not self.written:
+            return EXIT_FATAL
+        return EXIT_PARTIAL if self.failed else EXIT_OK
+
+    def summary(self) -> str:
+        n = len(self.written) + len(self.failed)
+        line = (f"deploy summary: {len(self.written)} of {n} input(s) segmented in {self.seconds:.1f} s"
+                + (f" ({self.seconds / n:.2f} s per input)" if n else ""))
+        if self.failed:
+            line += f"; {len(self.failed)} failed: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items())
+        return line
+
+
+def _prepare_folder(path: str, what: str) -> str:
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise DeployError(f"cannot create the {what} folder {path}: {e}") from e
+    if not os.access(path, os.W_OK):
+        raise DeployError(f"the {what} folder {path} is not writable")
+    return path
+
+
+class _LogFile:
+    """`<logs>/deploy.log` for the duration of a run (a warning, not an error, when it cannot be opened)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.handler, self.level = folder, None, None
+
+    def __enter__(self) -> _LogFile:
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            self.handler = logging.FileHandler(os.path.join(self.folder, "deploy.log"), encoding="utf-8")
+        except OSError as e:
+            logger.warning("no log file: cannot write to the logs folder %s (%s)", self.folder, e)
+            return self
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.handler.setLevel(logging.INFO)
+        top = logging.getLogger("ai4med")
+        top.addHandler(self.handler)
+        if top.getEffectiveLevel() > logging.INFO:
+            self.level = top.level
+            top.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handler is not None:
+            top = logging.getLogger("ai4med")
+            top.removeHandler(self.handler)
+            self.handler.close()
+            if self.level is not None:
+                top.setLevel(self.level)
+
+
+def _case_name(path: str) -> str:
+    return os.path.basename(os.path.normpath(path))
+
+
+def deploy(settings: DeploySettings) -> DeployResult:
+    """Run the application on every input; raises DeployError when nothing can be done."""
+    from ai4med.deploy.components import PublishWriter, output_stem
+    from ai4med.workflows.bulk_evaluator import BulkEvaluator
+
+    start = time.perf_counter()
+    with _LogFile(settings.logs):
+        app = load_app(settings.app, settings.overrides)
+        logger.info("application %s (config %s)", app.root, app.cfg.file)
+        inputs, ignored = discover_inputs(settings.input)
+        for path, why in ignored:
+            logger.warning("ignored %s: %s", path, why)
+        if not inputs:
+            raise DeployError(f"no input in {os.path.abspath(settings.input)}: expected NIfTI (.nii, .nii.gz) or "
+                              f"MetaImage (.mha, .mhd) volumes or DICOM series folders"
+                              + (f"; ignored {len(ignored)} other entries" if ignored else ""))
+        result = DeployResult(ignored=ignored)
+        by_stem: dict[str, str] = {}
+        cases = []
+        for path in inputs:
+            stem = output_stem(path)
+            if stem in by_stem:
+                result.failed[_case_name(path)] = (f"output name {stem}.mhd already used by {_case_name(by_stem[stem])}; "
+                                                   "rename one of them")
+                logger.error("%s skipped: %s", path, result.failed[_case_name(path)])
+                continue
+            by_stem[stem] = path
+            cases.append(path)
+        output = _prepare_folder(settings.output, "output")
+        writers = list(app.writers)
+        if settings.publish_enabled:
+            writers.append(PublishWriter(_prepare_folder(settings.publish, "publish"), app.render_config,
+                                         per_case=len(inputs) > 1))
+        ctx, description = make_context(app, settings)
+        result.model = description
+        logger.info("model: %s", description)
+        logger.info("%d input(s) in %s -> %s", len(cases), os.path.abspath(settings.input), output)
+        try:
+            _match_nodes(ctx, app.model_config, os.path.join(app.root, MODEL_CONFIG))
+            evaluator = BulkEvaluator(
+                [{"image": p} for p in cases], ctx, app.inferer, app.pre_transforms, app.post_transforms, writers,
+                do_validation=False, output_infer_result=True, output_dir=output, progress=settings.progress,
+            )
+            evaluation = evaluator.run()
+        finally:
+            ctx.close()
+        for path, case in zip(cases, evaluation.cases):
+            if case.error is not None:
+                result.failed[_case_name(path)] = case.error
+            else:
+                result.written[_case_name(path)] = list(case.outputs)
+        result.seconds = time.perf_counter() - start
+        (logger.warning if result.failed else logger.info)("%s", result.summary())
+    return result
+
+
+# --- the application folder from the base one ---------------------------------------------------
+def init_app(folder: str, from_export: str | None = None) -> list[str]:
+    """Create an application folder from the base application; returns the files written.
+
+    `config/` files that exist are kept. With `from_export` (an `ai4med export` output folder)
+    its `model_config.json` replaces the app's and `model.ts` / `model.onnx` go to `models/`.
+    """
+    folder = os.path.abspath(folder)
+    written = []
+    os.makedirs(os.path.join(folder, "config"), exist_ok=True)
+    for name in sorted(os.listdir(os.path.join(BASE_APP, "config"))):
+        target = os.path.join(folder, "config", name)
+        if not os.path.exists(target):
+            shutil.copyfile(os.path.join(BASE_APP, "config", name), target)
+            written.append(target)
+    if from_export:
+        if not os.path.isdir(from_export):
+            raise DeployError(f"export folder not found: {from_export}")
+        model_config = os.path.join(from_export, "model_config.json")
+        check_model_config(_read_json(model_config, "model_config.json"), model_config)
+        shutil.copyfile(model_config, os.path.join(folder, MODEL_CONFIG))
+        written.append(os.path.join(folder, MODEL_CONFIG))
+        models = [n for n in ("model.ts", "model.onnx") if os.path.isfile(os.path.join(from_export, n))]
+        if models:
+            os.makedirs(os.path.join(folder, "models"), exist_ok=True)
+        for n in models:
+            shutil.copyfile(os.path.join(from_export, n), os.path.join(folder, "models", n))
+            written.append(os.path.join(folder, "models", n))
+    return written
+
+
+def check_app(settings: DeploySettings) -> str:
+    """`--check`: the app loads, and a local model (if that is what would run) loads; no input, no server."""
+    app = load_app(settings.app, settings.overrides)
+    from ai4med.deploy.components import TRTISModelLoader
+    from ai4med.workflows.bulk_evaluator import TritonModelLoader
+
+    uses_triton = settings.triton_url or (
+        not settings.model and isinstance(app.model_loader, (TRTISModelLoader, TritonModelLoader)))
+    if uses_triton:
+        url, protocol, source = _triton_target(app, settings)
+        model = f"Triton model {settings.triton_model_name or app.model_config['model_name']!r} at {url} ({protocol}, " \
+                f"from {source}; not contacted)"
+    else:
+        ctx, model = make_context(app, settings)
+        _match_nodes(ctx, app.model_config, os.path.join(app.root, MODEL_CONFIG))
+        ctx.close()
+    return (f"application {app.root} is ready: {len(app.pre_transforms)} pre-transforms, "
+            f"{type(app.inferer).__name__} roi {getattr(app.inferer, 'roi_size', None)}, "
+            f"{len(app.post_transforms)} post-transforms, {len(app.writers)} writer(s); model: {model}")
+
+
+def run(args: Any) -> int:
+    """The `deploy` command (arguments: `ai4med.deploy.cli_args.add_deploy_args`)."""
+    if getattr(args, "init_app", None):
+        files = init_app(args.init_app, getattr(args, "from_export", None))
+        print(f"application folder {os.path.abspath(args.init_app)}: {len(files)} file(s) written")
+        for f in files:
+            print(f"  {f}")
+        return EXIT_OK
+    try:
+        settings = DeploySettings.resolve(args)
+    except ValueError as e:
+        raise DeployError(str(e)) from e
+    if getattr(args, "check", False):
+        print(check_app(settings))
+        return EXIT_OK
+    result = deploy(settings)
+    print(result.summary())
+    if not result.written:
+        raise DeployError(f"no input could be segmented: {'; '.join(f'{k}: {v}' for k, v in result.failed.items())}")
+    return result.exit_code

@@ -1,0 +1,68 @@
+"""Arguments of `ai4med deploy` / `python -m ai4med.deploy` (argparse only: fast `--help`).
+
+Every folder and connection setting has a flag and an environment variable; a flag wins
+over the variable, the variable over the default (see `ai4med.deploy.settings`).
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(); add_deploy_args(p)
+    >>> a = p.parse_args(["--app", "my_app", "--input", "in", "--triton_url", "grpc://h:8001"])
+    >>> a.app, a.input, a.output, a.triton_url
+    ('my_app', 'in', None, 'grpc://h:8001')
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_deploy_args"]
+
+
+def add_deploy_args(p: argparse.ArgumentParser) -> None:
+    """The deploy app's flags (the CLI's `deploy` command and `python -m ai4med.deploy`)."""
+    g = p.add_argument_group("folders")
+    g.add_argument("--app", default=None,
+                   help="application folder holding config/config_inference.json, config/model_config.json, "
+                        "config/config_render.json (and models/) (env AI4MED_DEPLOY_APP; default: the bundled "
+                        "base application)")
+    g.add_argument("-i", "--input", default=None,
+                   help="input folder: NIfTI / MetaImage volumes and DICOM series folders "
+                        "(env AI4MED_DEPLOY_INPUT; default /input)")
+    g.add_argument("-o", "--output", default=None,
+                   help="segmentations, <input name>.mhd + .raw (env AI4MED_DEPLOY_OUTPUT; default /output)")
+    g.add_argument("--publish", default=None,
+                   help="render server files: image.mhd, image.seg.mhd, config_render.json "
+                        "(env AI4MED_DEPLOY_PUBLISH; default /publish)")
+    g.add_argument("--logs", default=None, help="log folder, deploy.log (env AI4MED_DEPLOY_LOGS; default /logs)")
+    g.add_argument("--no_publish", action="store_true", help="write nothing to the publish folder")
+
+    m = p.add_argument_group("model (local or Triton)")
+    m.add_argument("--model", default=None,
+                   help="run this exported model locally: TorchScript (.ts) or ONNX (.onnx) from `ai4med export` "
+                        "(env AI4MED_DEPLOY_MODEL)")
+    m.add_argument("--triton_url", default=None,
+                   help="run on Triton at [http://|grpc://]HOST:PORT (env AI4MED_TRITON_URL, then the seed's "
+                        "NVIDIA_CLARA_TRTISURI; default: the config's inferer ip/port)")
+    m.add_argument("--triton_protocol", choices=["http", "grpc"], default=None,
+                   help="Triton protocol (env AI4MED_TRITON_PROTOCOL; default: the URL's scheme, else the "
+                        "config's, else http)")
+    m.add_argument("--triton_model_name", default=None,
+                   help="the model's name on the server (default: model_config.json's model_name)")
+    m.add_argument("--triton_timeout", type=float, default=None,
+                   help="seconds allowed to reach the server and for each request (env AI4MED_TRITON_TIMEOUT; "
+                        "default 10)")
+    m.add_argument("--device", default=None, help="local model: cpu, cuda, cuda:1 (default: cuda if available)")
+
+    r = p.add_argument_group("run")
+    r.add_argument("--set", nargs="*", default=[], dest="overrides_set", metavar="KEY=VALUE",
+                   help="override config variables / top-level values of config_inference.json")
+    r.add_argument("--no_progress", action="store_true", help="no progress bar")
+    r.add_argument("--check", action="store_true",
+                   help="load and check the application folder (configs, transforms, local model file), then exit; "
+                        "no input is read and no server is contacted")
+    r.add_argument("--init_app", default=None, metavar="DIR",
+                   help="create an application folder DIR from the base application (config/ files that exist "
+                        "are kept), then exit")
+    r.add_argument("--from_export", default=None, metavar="EXPORT_DIR",
+                   help="with --init_app: take model_config.json and model.ts / model.onnx / triton/ from this "
+                        "`ai4med export` output folder")
