@@ -21,8 +21,10 @@ fi
 # Its Python-backend stub links Debian's libpython3.11, so only that interpreter's venv can use it.
 if [ "$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')" = /usr ] \
    && ! .venv/bin/python -c 'import pytriton' 2>/dev/null; then
-  .venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "nvidia-pytriton==0.7.0" \
-    && .venv/bin/python -m pip -q --disable-pip-version-check install sh pyzmq typer wrapt typing_inspect importlib_metadata \
+  # (pip then reports pytriton's numpy pin as a "conflict": expected, filtered out)
+  { .venv/bin/python -m pip -q --disable-pip-version-check install --no-deps "nvidia-pytriton==0.7.0" \
+      && .venv/bin/python -m pip -q --disable-pip-version-check install sh pyzmq typer wrapt typing_inspect importlib_metadata; } \
+    2> >(grep -v -E "is ignored: it is neither|dependency resolver does not currently|nvidia-pytriton .* requires numpy" >&2) \
     || echo "note: could not install nvidia-pytriton; the Triton tests will be skipped"
 fi
 .venv/bin/ruff check ai4med tests bench
