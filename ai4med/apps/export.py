@@ -14,6 +14,10 @@ atomically:
   ONNX Runtime: what the tritonserver bundled with nvidia-pytriton can serve);
 * `<out>/model_config.json`: seed 003's keys (model_name, input_node_names, output_node_names,
   data_format, output_channel_dict, network_input_size).
+* `<out>/config_inference.json` (the `export` command, from a config with validation
+  pre-transforms): the deploy app's config with the MMAR's validation pre-transforms, window
+  and post-transforms (`ai4med.apps._deploy_config`); `ai4med deploy --init_app APP
+  --from_export OUT` uses it instead of the base application's CT-window config.
 
 At the end it prints the parity check: the max abs difference of each export against the
 checkpoint's torch output on one random input of the network input size; an export that
@@ -396,6 +400,7 @@ def run(args: Any) -> int:
         args.formats, fp16, args.opset, triton_repo, triton_name, args.triton_backend, args.max_batch_size,
         args.input_channels, args.tolerance,
     )
+    _write_deploy_config(cfg, out_dir, result)
     print(f"exported {checkpoint}" + (" (fp16)" if fp16 else ""))
     for kind, path in result.files.items():
         print(f"  {kind:<12} {path}")
@@ -405,6 +410,21 @@ def run(args: Any) -> int:
     if failed:
         raise UserError(f"parity check failed for {', '.join(failed)} (see the table above)")
     return 0
+
+
+def _write_deploy_config(cfg: Any, out_dir: str, result: ExportResult) -> None:
+    """`<out_dir>/config_inference.json` for the deploy app, from the config's validation section."""
+    from ai4med.apps._deploy_config import write_inference_config
+
+    try:
+        path = write_inference_config(cfg, out_dir)
+    except (UserError, OSError) as e:  # the model exports stand; the deploy app falls back to its base config
+        logger.warning("no deploy config_inference.json: %s", e)
+        return
+    if path:
+        result.files["deploy_config"] = path
+    else:
+        logger.warning("no deploy config_inference.json: %s has no validation pre_transforms", cfg.file)
 
 
 def _first(value: Any) -> str:

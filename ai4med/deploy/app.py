@@ -462,23 +462,32 @@ def init_app(folder: str, from_export: str | None = None) -> list[str]:
     """Create an application folder from the base application; returns the files written.
 
     `config/` files that exist are kept. With `from_export` (an `ai4med export` output folder)
-    its `model_config.json` replaces the app's and `model.ts` / `model.onnx` go to `models/`.
+    its `model_config.json` replaces the app's, `model.ts` / `model.onnx` go to `models/`, and
+    its `config_inference.json` (the MMAR's validation pre/post transforms and window) is the
+    app's config instead of the base application's (CT window -21..189, 1 mm resampling).
     """
     folder = os.path.abspath(folder)
+    if from_export and not os.path.isdir(from_export):
+        raise DeployError(f"export folder not found: {from_export}")
+    exported_config = export_inference_config(from_export)
     written = []
     os.makedirs(os.path.join(folder, "config"), exist_ok=True)
     for name in sorted(os.listdir(os.path.join(BASE_APP, "config"))):
         target = os.path.join(folder, "config", name)
+        source = os.path.join(BASE_APP, "config", name)
+        if target == os.path.join(folder, CONFIG_INFERENCE) and exported_config:
+            source = exported_config
         if not os.path.exists(target):
-            shutil.copyfile(os.path.join(BASE_APP, "config", name), target)
+            shutil.copyfile(source, target)
             written.append(target)
+    line = _config_origin(os.path.join(folder, CONFIG_INFERENCE), written, exported_config, from_export)
+    (logger.info if exported_config or from_export is None else logger.warning)("%s", line)
     if from_export:
-        if not os.path.isdir(from_export):
-            raise DeployError(f"export folder not found: {from_export}")
         model_config = os.path.join(from_export, "model_config.json")
         check_model_config(_read_json(model_config, "model_config.json"), model_config)
         shutil.copyfile(model_config, os.path.join(folder, MODEL_CONFIG))
-        written.append(os.path.join(folder, MODEL_CONFIG))
+        if os.path.join(folder, MODEL_CONFIG) not in written:
+            written.append(os.path.join(folder, MODEL_CONFIG))
         models = [n for n in ("model.ts", "model.onnx") if os.path.isfile(os.path.join(from_export, n))]
         if models:
             os.makedirs(os.path.join(folder, "models"), exist_ok=True)
@@ -486,6 +495,35 @@ def init_app(folder: str, from_export: str | None = None) -> list[str]:
             shutil.copyfile(os.path.join(from_export, n), os.path.join(folder, "models", n))
             written.append(os.path.join(folder, "models", n))
     return written
+
+
+def export_inference_config(export_dir: str | None) -> str | None:
+    """The export folder's `config_inference.json` (written by `ai4med export` from the MMAR), checked; else None."""
+    if not export_dir:
+        return None
+    path = os.path.join(export_dir, "config_inference.json")
+    if not os.path.isfile(path):
+        return None
+    doc = _read_json(path, "config_inference.json")
+    if not isinstance(doc, dict) or not isinstance(doc.get("pre_transforms"), list) or not doc["pre_transforms"]:
+        raise DeployError(f"{path}: not a deploy config (a JSON object with a non-empty pre_transforms list)")
+    return os.path.abspath(path)
+
+
+def _config_origin(target: str, written: Sequence[str], exported: str | None, from_export: str | None) -> str:
+    if target not in written:
+        return f"{CONFIG_INFERENCE}: kept the existing {target}"
+    if exported:
+        return f"{CONFIG_INFERENCE}: from the export {exported} (derived from the MMAR's validation section)"
+    why = f" ({from_export} has no config_inference.json)" if from_export else ""
+    return (f"{CONFIG_INFERENCE}: the base application's{why}: CT window -21..189 and 1 mm resampling; "
+            "edit its pre_transforms to match your model's training")
+
+
+def app_config_origin(folder: str, from_export: str | None, written: Sequence[str]) -> str:
+    """One line saying where the app's config_inference.json came from (after `init_app`)."""
+    return _config_origin(os.path.join(os.path.abspath(folder), CONFIG_INFERENCE), written,
+                          export_inference_config(from_export), from_export)
 
 
 def check_app(settings: DeploySettings) -> str:
@@ -516,6 +554,7 @@ def run(args: Any) -> int:
         print(f"application folder {os.path.abspath(args.init_app)}: {len(files)} file(s) written")
         for f in files:
             print(f"  {f}")
+        print(app_config_origin(args.init_app, getattr(args, "from_export", None), files))
         return EXIT_OK
     try:
         settings = DeploySettings.resolve(args)
