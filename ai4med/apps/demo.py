@@ -43,8 +43,8 @@ def lay_out_mmar(root: str, task: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ai4med.apps.validate import validate_checkpoint
+    from ai4med.cli import main as cli_main
     from ai4med.config.workflow_config import load_config
-    from ai4med.workflows.handlers.checkpoint import load_weights
     from ai4med.workflows.trainer import Trainer
 
     t0 = time.perf_counter()
@@ -71,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
     engine = trainer.run()
     train_s = time.perf_counter() - t_train
 
-    results = validate_checkpoint(cfg, ckpt_dir, eval_dir)
-    load_weights(trainer.module, os.path.join(ckpt_dir, "model.pt"))
-    predictions = infer_validation(trainer, os.path.join(eval_dir, "predictions"))
+    results = validate_checkpoint(cfg, ckpt_dir, eval_dir, trainer=trainer)
+    pred_dir = os.path.join(eval_dir, "predictions")
+    if cli_main(["infer", "-m", root, "-o", pred_dir, "--no_progress"]) != 0:
+        raise RuntimeError("ai4med infer failed on the demo's validation cases")
+    predictions = collect_predictions(trainer.val_pipeline.get_data_list(), pred_dir)
     pictures = [plot_training_curve(trainer.history, os.path.join(root, "training_curve.png")),
                 plot_overlay(predictions[0], os.path.join(root, "validation_slice.png")) if predictions else None]
     summary = {
@@ -91,33 +93,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def infer_validation(trainer, out_dir: str) -> list[dict]:
-    """Predict each validation case; write the class map as NIfTI with the input's affine."""
-    from ai4med.common.constants import ImageProperty
-    from ai4med.common.medical_image import MedicalImage
-    from ai4med.io.image_io import read_image, write_image
+def collect_predictions(items: list[dict], pred_dir: str) -> list[dict]:
+    """The `ai4med infer` outputs of the validation items, with their images and labels (for pictures)."""
+    from ai4med.io.image_io import read_image
 
-    validator = trainer.make_validator()
-    if validator is None:
-        return []
-    os.makedirs(out_dir, exist_ok=True)
-    outputs = []
-    for item in trainer.val_pipeline.get_data_list():
-        from ai4med.common.transform_ctx import TransformContext
-
-        ctx = TransformContext(dict(item))
-        for t in trainer.val_pipeline.get_transforms():
-            ctx = t.transform(ctx)
-        image = ctx.get_image("image")
-        prob = validator.predict(image.get_data().astype(np.float32))
-        classes = np.argmax(prob, axis=0).astype(np.uint8)
-        name = os.path.basename(str(item["image"]))
-        out = MedicalImage(classes, "DHW")
-        out.set_property(ImageProperty.AFFINE, image.get_property(ImageProperty.AFFINE))
-        path = write_image(out, os.path.join(out_dir, name))
-        label = read_image(item["label"]).get_data().astype(np.uint8) if "label" in item else None
-        outputs.append({"output": path, "image": image.get_data()[0], "pred": classes, "label": label})
-    return outputs
+    out = []
+    for item in items:
+        stem = os.path.basename(str(item["image"])).split(".")[0]  # case_006.nii.gz -> case_006
+        path = os.path.join(pred_dir, stem, f"{stem}_model.nii.gz")
+        if not os.path.exists(path):
+            continue
+        out.append({
+            "output": path,
+            "image": read_image(item["image"]).get_data(),
+            "pred": read_image(path).get_data().astype(np.uint8),
+            "label": read_image(item["label"]).get_data().astype(np.uint8) if "label" in item else None,
+        })
+    return out
 
 
 def plot_training_curve(history: list[dict], path: str) -> str:

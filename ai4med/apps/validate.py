@@ -20,15 +20,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def validate_checkpoint(cfg, ckpt_dir: str, eval_dir: str, checkpoint: str = "model.pt",
-                        device: str | None = None) -> dict[str, float]:
-    """Build the config's model and validation section, load `checkpoint`, run the metrics."""
+                        device: str | None = None, trainer=None) -> dict[str, float]:
+    """Load `checkpoint` into the config's model (or `trainer`'s, already built) and run the
+    validation metrics; reports go to `eval_dir`."""
     from ai4med.workflows.handlers.checkpoint import load_weights
     from ai4med.workflows.trainer import Trainer
 
     path = checkpoint if os.path.isabs(checkpoint) else os.path.join(ckpt_dir, checkpoint)
     if not os.path.exists(path):
         raise UserError(f"no checkpoint to validate: {path} (train first)")
-    trainer = Trainer(cfg, ckpt_dir, eval_dir, device=device)
+    trainer = trainer or Trainer(cfg, ckpt_dir, eval_dir, device=device)
     load_weights(trainer.module, path)
     validator = trainer.make_validator()
     if validator is None:
