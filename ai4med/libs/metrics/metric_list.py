@@ -7,10 +7,11 @@ far (one row per case), so seed-style `np.mean(self._list)` code works unchanged
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from ai4med.io.atomic import atomic_write_text
 
 
 class MetricList:
@@ -77,19 +78,7 @@ class MetricList:
         out = []
         for suffix, text in (("raw", "\n".join(raw_lines) + "\n"), ("summary", f"{self.name}\t{summary_txt}\n")):
             target = os.path.join(folder, f"{self.name}_{suffix}_results.txt")
-            _atomic_write_text(target, text)
+            atomic_write_text(target, text)
             out.append(target)
         return out
 
-
-def _atomic_write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
