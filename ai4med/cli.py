@@ -75,38 +75,9 @@ def _add_check_datalist(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", default=None, help="only this list (training, validation, test, ...)")
 
 
-def _add_infer(p: argparse.ArgumentParser) -> None:
-    from ai4med.apps._cli_args import add_infer_args  # argparse only
-
-    add_infer_args(p)
-
-
-def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    from ai4med.apps._cli_args import add_evaluate_args
-
-    add_evaluate_args(p)
-
-
-def _add_export(p: argparse.ArgumentParser) -> None:
-    from ai4med.apps._cli_args import add_export_args
-
-    add_export_args(p)
-
-
-def _add_deploy(p: argparse.ArgumentParser) -> None:
-    from ai4med.deploy.cli_args import add_deploy_args  # argparse only
-
-    add_deploy_args(p)
-
-
-def _add_serve(p: argparse.ArgumentParser) -> None:
-    from ai4med.server.cli_args import add_serve_args  # argparse only
-
-    add_serve_args(p)
-
-
-# name -> (implementation "module:function", help, argument adder, aliases)
-COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
+# name -> (implementation "module:function", help, argument adder, aliases); an adder given as
+# "module:function" lives beside its command and must import only argparse.
+COMMANDS: dict[str, tuple[str, str, Adder | str, tuple[str, ...]]] = {
     "demo": ("ai4med.apps.demo:run", "build a demo dataset and run the main job end to end", _add_demo, ()),
     "make-dataset": ("ai4med.apps.make_dataset:run", "build a synthetic or MNI152 dataset with a datalist",
                      _add_make_dataset, ()),
@@ -117,15 +88,15 @@ COMMANDS: dict[str, tuple[str, str, Adder, tuple[str, ...]]] = {
     "validate": ("ai4med.apps.validate:run", "compute the key metrics of a trained model on the validation list",
                  _add_train_like, ()),
     "infer": ("ai4med.apps.infer:run", "predictions for every case of a datalist (NIfTI with the input's geometry)",
-              _add_infer, ("tlt-infer",)),
+              "ai4med.apps._cli_args:add_infer_args", ("tlt-infer",)),
     "evaluate": ("ai4med.apps.evaluate:run", "per-case, per-class Dice of a model on a datalist, with reports",
-                 _add_evaluate, ("tlt-evaluate",)),
+                 "ai4med.apps._cli_args:add_evaluate_args", ("tlt-evaluate",)),
     "export": ("ai4med.apps.export:run", "checkpoint -> TorchScript, ONNX, Triton repository, model_config.json",
-               _add_export, ("tlt-export",)),
+               "ai4med.apps._cli_args:add_export_args", ("tlt-export",)),
     "serve": ("ai4med.server.app:run", "start the AI-assisted annotation server (AIAA REST API)",
-              _add_serve, ("start_aas",)),
+              "ai4med.server.cli_args:add_serve_args", ("start_aas",)),
     "deploy": ("ai4med.deploy.app:run", "base inference application: input folder -> segmentations + render files",
-               _add_deploy, ()),
+               "ai4med.deploy.cli_args:add_deploy_args", ()),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
                        _add_check_datalist, ()),
 }
@@ -140,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (target, help_text, adder, aliases) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
+        if isinstance(adder, str):
+            module_name, _, func_name = adder.partition(":")
+            adder = getattr(importlib.import_module(module_name), func_name)
         adder(p)
         p.set_defaults(_target=target)
     return parser
