@@ -289,7 +289,7 @@ class Trainer:
                 self.optimizer, step=e.state.iteration, epoch=e.state.epoch, total_epochs=s.epochs), name="lr")
         elif policy.trigger == "validation":
             def on_val(e: Engine) -> None:
-                if "key_metric_value" in e.state.extra and e.state.extra.get("validated"):
+                if "key_metric_value" in e.state.extra and e.state.extra.get("validated_epoch") == e.state.epoch:
                     policy.apply(self.optimizer, step=e.state.iteration, epoch=e.state.epoch,
                                  metric=e.state.extra["key_metric_value"], total_epochs=s.epochs)
 

@@ -125,3 +125,4 @@ def test_overlay_slice_colours_prediction_and_outlines_label():
     assert (unrot[3, 3] != unrot[3, 3][0]).any()  # coloured (not grey) where class 1 is predicted
     assert (unrot[7, 7] == unrot[7, 7][0]).all()  # grey background
     assert (unrot[2, 3] == 255).all()  # label outline in white
+

@@ -162,3 +162,14 @@ def test_ddp_two_gloo_processes_match_single_process_validation(tmp_path, synthe
                          os.path.join(root, "config", "environment.json"), {"multi_gpu": False}, mmar_root=root)
     got = validate_checkpoint(single, os.path.join(root, "models"), str(tmp_path / "eval"), "final_model.pt")
     assert got["mean_dice"] == pytest.approx(ddp_metric, abs=1e-6)
+
+
+def test_reduce_on_plateau_still_fires_when_early_stopping_is_on(tmp_path, synthetic_data):
+    # a learning rate too small to move the validation metric: every validation is a plateau
+    cfg = tiny_config(epochs=3, learning_rate=1e-12, early_stopping_patience=10)
+    cfg["train"]["lr_policy"] = {"name": "ReduceOnPlateau",
+                                 "args": {"plateau_count_trigger": 1, "reduction_rate": 0.5}}
+    root = write_mmar(tmp_path / "mmar", cfg, synthetic_data)
+    assert _train(root) == 0
+    lrs = [h["learning_rate"] for h in _history(root)]
+    assert lrs[0] == pytest.approx(1e-12) and lrs[-1] < lrs[0], lrs

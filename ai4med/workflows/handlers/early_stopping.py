@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 class EarlyStopping:
     """Terminates training after `patience` validations without a key-metric improvement
-    of at least `min_delta`. The validation handler records `state.extra["validated"]`.
+    of at least `min_delta`. The validation handler records `state.extra["validated_epoch"]`.
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0) -> None:
@@ -26,7 +26,7 @@ class EarlyStopping:
         engine.add_handler(Events.EPOCH_COMPLETED, self._check, name="early-stopping")
 
     def _check(self, engine: Engine) -> None:
-        if not engine.state.extra.pop("validated", False):
+        if engine.state.extra.get("validated_epoch") != engine.state.epoch:
             return
         value = engine.state.extra.get("key_metric_value")
         if value is None:

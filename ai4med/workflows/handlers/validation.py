@@ -31,7 +31,6 @@ class ValidationHandler:
             return
         metrics = self.evaluate()
         s.metrics.update({f"val_{k}" if not k.startswith("val_") else k: v for k, v in metrics.items()})
-        s.extra["validated"] = True
         s.extra["validated_epoch"] = s.epoch
         text = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         if self.key_metric is not None and self.key_metric in metrics:
