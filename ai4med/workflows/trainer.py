@@ -224,23 +224,18 @@ class Trainer:
         if self.lr_policy is not None and getattr(self.lr_policy, "trigger", "step") != "step":
             self._attach_lr_policy(engine)
         engine.add_handler(Events.EPOCH_COMPLETED, self._record_lr, name="lr")
-        if main:
-            engine.add_handler(Events.EPOCH_COMPLETED, self._record_history, name="history")
-        ckpt = CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy) if main else None
-        if ckpt is not None:
-            ckpt.attach(engine)
-        if main:
+        if main:  # files are written by rank 0 only
             from ai4med.workflows.handlers.tensorboard import TensorBoardHandler
 
+            engine.add_handler(Events.EPOCH_COMPLETED, self._record_history, name="history")
+            CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy).attach(engine)
             TensorBoardHandler(self.ckpt_dir, s.train_summary_recording_interval).attach(engine)
         for handler in self.handlers:
             handler.attach(engine)
         if resume:
             self._resume(engine)
             self.history = _load_history(self.ckpt_dir, engine.state.epoch)
-        seed = engine.state.extra["persist"].get("pipeline_seed")
-        if seed is not None:
-            self.train_pipeline.seed = seed
+            self.train_pipeline.seed = engine.state.extra["persist"]["pipeline_seed"]  # same data order
 
         def batches(epoch: int) -> Any:
             self.train_pipeline.set_epoch(epoch)
@@ -272,8 +267,6 @@ class Trainer:
 
         from ai4med.io.atomic import atomic_write_text
 
-        if engine.state.epoch <= (self.history[-1]["epoch"] if self.history else 0):
-            self.history = [h for h in self.history if h["epoch"] < engine.state.epoch]
         fresh = engine.state.extra.get("validated_epoch") == engine.state.epoch
         self.history.append({"epoch": engine.state.epoch, **{k: float(v) for k, v in engine.state.metrics.items()
                                                              if fresh or not k.startswith("val_")}})

@@ -126,3 +126,15 @@ def test_overlay_slice_colours_prediction_and_outlines_label():
     assert (unrot[7, 7] == unrot[7, 7][0]).all()  # grey background
     assert (unrot[2, 3] == 255).all()  # label outline in white
 
+
+
+def test_resume_restores_persisted_run_values(tmp_path):
+    net = torch.nn.Linear(1, 1)
+    eng = Engine(lambda e, b: None)
+    eng.state.extra["persist"] = {"pipeline_seed": 1234}
+    CheckpointHandler(str(tmp_path), net).attach(eng)
+    eng.run(lambda epoch: [0], max_epochs=1)
+    fresh = Engine(lambda e, b: None)
+    fresh.state.extra["persist"] = {"pipeline_seed": 99}  # what a new process would draw
+    assert CheckpointHandler(str(tmp_path), net).resume(fresh)
+    assert fresh.state.extra["persist"]["pipeline_seed"] == 1234 and fresh.state.epoch == 1

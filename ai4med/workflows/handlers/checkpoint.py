@@ -7,7 +7,8 @@ or the new complete file, never a truncated one.
 Files in `ckpt_dir`:
     model.pt            weights of the best epoch by the key metric (Clara's `model.ckpt`)
     final_model.pt      weights after the last epoch
-    last_checkpoint.pt  model + optimizer + scheduler + engine state + RNG states (for --resume)
+    last_checkpoint.pt  model + optimizer + scheduler + engine state + RNG states + the
+                        run's `state.extra["persist"]` values (for --resume)
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class CheckpointHandler:
             "engine": {"epoch": s.epoch, "iteration": s.iteration, "best_metric": s.best_metric,
                        "best_epoch": s.best_epoch, "metrics": dict(s.metrics)},
             "rng": rng_states(),
+            "persist": dict(s.extra.get("persist", {})),  # e.g. the data pipeline's seed
         }
         atomic_torch_save(state, os.path.join(self.ckpt_dir, LAST_NAME))
 
@@ -118,6 +120,7 @@ class CheckpointHandler:
         engine.state.best_metric, engine.state.best_epoch = e["best_metric"], e["best_epoch"]
         engine.state.metrics = dict(e["metrics"])
         restore_rng_states(state["rng"])
+        engine.state.extra.setdefault("persist", {}).update(state.get("persist", {}))
         logger.info("resumed from %s at epoch %d (iteration %d)", path, e["epoch"], e["iteration"])
         return True
 
