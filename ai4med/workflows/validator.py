@@ -47,7 +47,7 @@ def overlay_slice(image: np.ndarray, pred: np.ndarray, label: np.ndarray | None 
     the predicted classes in colour; the label's outline in white when given. 2D cases use the plane."""
     if image.ndim < 3:
         return None
-    img = image[0] if image.ndim == 4 else image[0]
+    img = image[0]
     if img.ndim == 3:
         k = img.shape[2] // 2
         img = img[:, :, k]
@@ -107,7 +107,7 @@ class Validator:
             m.reset()
         self.pipeline.set_epoch(epoch)
         seen = 0
-        records: list[tuple[str, dict[str, Any]]] = []
+        per_case: list[tuple[str, dict[str, Any]]] = []  # only the fields the metrics read
         for batch in self.pipeline:
             images = batch[self.image_field]
             for i in range(images.shape[0]):
@@ -117,10 +117,9 @@ class Validator:
                 fields[self.output_field] = pred
                 if seen == 0:
                     self.last_slice = overlay_slice(fields[self.image_field], pred, fields.get(self.label_field))
-                records.append((case_name(batch, i, f"case_{seen}", self.image_field), fields))
+                per_case.append((case_name(batch, i, f"case_{seen}", self.image_field), self._metric_inputs(fields)))
                 seen += 1
         # with several ranks each holds a shard; pool the per-case values on every rank
-        per_case = [(name, self._metric_inputs(fields)) for name, fields in records]
         pooled: dict[str, dict[str, Any]] = {}
         for shard in gather_objects(per_case):
             for name, inputs in shard:
