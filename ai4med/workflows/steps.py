@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ai4med.common.build_ctx import BuildContext
+from ai4med.components.inferers.precision import autocast
 
 
 class TrainStep:
@@ -42,8 +43,6 @@ class TrainStep:
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
 
     def __call__(self, engine: Any, batch: dict[str, Any]) -> dict[str, Any]:
-        from ai4med.components.inferers.precision import autocast
-
         state = engine.state
         if self.lr_policy is not None:
             self.lr_policy.apply(self.optimizer, step=state.iteration, epoch=state.epoch,
