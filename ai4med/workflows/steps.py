@@ -16,6 +16,20 @@ from ai4med.common.build_ctx import BuildContext
 from ai4med.components.inferers.precision import autocast
 
 
+def channels_last_format(ndim: int) -> torch.memory_format | None:
+    """The channels-last memory format of an `ndim` tensor (5-D: 3d, 4-D: 2d), else None."""
+    return {5: torch.channels_last_3d, 4: torch.channels_last}.get(ndim)
+
+
+def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """Convolution weights in channels-last memory format, in place (2D and 3D layers alike).
+
+    Only strides change: values, parameter objects and state_dict keys stay as they are."""
+    torch.nn.utils.convert_conv3d_weight_memory_format(module, torch.channels_last_3d)
+    torch.nn.utils.convert_conv2d_weight_memory_format(module, torch.channels_last)
+    return module
+
+
 class TrainStep:
     """Callable `(engine, batch) -> {"loss": float, "aux": {name: float}}`.
 
@@ -27,18 +41,21 @@ class TrainStep:
         aux_ops: aux-ops run after the update, without gradients.
         lr_policy: a step-triggered LR policy applied before each iteration (or None).
         train_module: the module that must see the forward call (a DDP wrapper), if any.
+        channels_last: give 4-D/5-D images channels-last memory format (pair with `to_channels_last`
+            on the module); a model with `data_format="channels_last"` already gets that layout.
     """
 
     def __init__(self, model: Any, module: torch.nn.Module, loss: Any, optimizer: torch.optim.Optimizer,
                  device: torch.device, precision: str = "fp32", aux_ops: Sequence[Any] = (),
                  lr_policy: Any = None, total_epochs: int | None = None,
-                 train_module: torch.nn.Module | None = None) -> None:
+                 train_module: torch.nn.Module | None = None, channels_last: bool = False) -> None:
         self.model, self.module, self.loss, self.optimizer = model, module, loss, optimizer
         self.device, self.precision = torch.device(device), precision
         self.aux_ops = list(aux_ops)
         self.lr_policy = lr_policy
         self.total_epochs = total_epochs
         self.train_module = train_module if train_module is not None else module
+        self.channels_last = channels_last and getattr(model, "data_format", "channels_first") != "channels_last"
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
 
@@ -49,6 +66,8 @@ class TrainStep:
                                  total_epochs=self.total_epochs)
         self.train_module.train()
         x = batch["image"].to(self.device, non_blocking=True)
+        if self.channels_last and channels_last_format(x.ndim) is not None:
+            x = x.contiguous(memory_format=channels_last_format(x.ndim))
         y = batch["label"].to(self.device, non_blocking=True) if "label" in batch else None
         ctx = BuildContext({
             BuildContext.KEY_MODEL_INPUT: x, BuildContext.KEY_LABEL_INPUT: y, BuildContext.KEY_IS_TRAIN: True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from ai4med.workflows.engine import Engine, Events
 from ai4med.workflows.handlers.checkpoint import CheckpointHandler, load_weights
 from ai4med.workflows.handlers.early_stopping import EarlyStopping
 from ai4med.workflows.handlers.stats import StatsHandler
-from ai4med.workflows.steps import TrainStep
+from ai4med.workflows.steps import TrainStep, to_channels_last
 from ai4med.workflows.validator import PredictionModule, Validator
 
 logger = logging.getLogger("ai4med.train")
@@ -39,6 +40,8 @@ class TrainSettings:
     learning_rate: float = 1e-4
     multi_gpu: bool = False
     use_amp: bool = False
+    compile: bool = False
+    channels_last: bool = False
     determinism: dict[str, Any] = field(default_factory=dict)
     train_summary_recording_interval: int = 0
     early_stopping_patience: int | None = None
@@ -55,6 +58,8 @@ class TrainSettings:
             learning_rate=float(get("learning_rate", 1e-4)),
             multi_gpu=_as_bool(get("multi_gpu", False)),
             use_amp=_as_bool(get("use_amp", False)),
+            compile=_as_bool(get("compile", False)),
+            channels_last=_as_bool(get("channels_last", False)),
             determinism=dict(get("determinism", {}) or {}),
             train_summary_recording_interval=int(get("train_summary_recording_interval", 0)),
             early_stopping_patience=get("early_stopping_patience", None),
@@ -84,6 +89,53 @@ def _amp_precision(use_amp: bool, device: torch.device) -> str:
     from ai4med.components.inferers.precision import resolve_precision
 
     return resolve_precision("auto", device) if use_amp else "fp32"
+
+
+def compile_module(module: torch.nn.Module, device: torch.device, cfg: WorkflowConfig) -> None:
+    """`module.compile()` in place (the `compile` global): the state_dict keys stay those of the
+    plain network, so checkpoints, resume, fine-tuning and export are unchanged. Raises a
+    ConfigError naming the key when torch.compile cannot work here."""
+    def fail(why: str) -> ConfigError:
+        return ConfigError(f"compile=true, but torch.compile {why}; set compile=false", cfg.file, "/compile")
+
+    if not callable(getattr(module, "compile", None)):
+        raise fail(f"is not available in torch {torch.__version__}")
+    try:
+        from torch import _dynamo
+
+        supported = _dynamo.is_dynamo_supported()
+    except Exception as e:  # noqa: BLE001 - any import failure means no compiler
+        raise fail(f"cannot be imported ({type(e).__name__}: {e})") from e
+    if not supported:
+        raise fail("is not supported on this Python/platform")
+    backend = torch.compiler.get_default_backend() if hasattr(torch.compiler, "get_default_backend") else "inductor"
+    if backend == "inductor":  # its code generators need a C++ compiler (CPU) or Triton (GPU)
+        _check_inductor(device, fail)
+    try:
+        module.compile()
+    except Exception as e:  # noqa: BLE001
+        raise fail(f"failed ({type(e).__name__}: {e})") from e
+    logger.info("compile: the network is compiled with torch.compile on the first training step "
+                "(and again for validation); that step takes a while")
+
+
+def _check_inductor(device: torch.device, fail: Callable[[str], ConfigError]) -> None:
+    if device.type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:
+            return
+        if not has_triton():
+            raise fail("needs Triton for CUDA devices (pip install triton)")
+    elif device.type == "cpu":
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+        except ImportError:
+            return
+        try:
+            get_cpp_compiler()
+        except Exception as e:  # noqa: BLE001
+            raise fail(f"needs a C++ compiler on CPU (none found: {e})") from e
 
 
 class Trainer:
@@ -147,6 +199,10 @@ class Trainer:
                 raise ConfigError(f"checkpoint to start from not found: {pretrained}", cfg.file, "/MMAR_CKPT")
             load_weights(self.module, pretrained)
             logger.info("initialised the model from %s", pretrained)
+        if self.settings.channels_last:
+            to_channels_last(self.module)
+        if self.settings.compile:  # the inner module, before DDP wraps it (as torch advises)
+            compile_module(self.module, self.device, cfg)
         self.train_module: torch.nn.Module = self.module
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -160,7 +216,8 @@ class Trainer:
         self.handlers = cfg.build_list("/train/handlers", "handlers") if cfg.has("/train/handlers") else []
         step_policy = self.lr_policy if getattr(self.lr_policy, "trigger", "step") == "step" else None
         self.step = TrainStep(self.model, self.module, self.loss, self.optimizer, self.device, self.precision,
-                              self.aux_ops, step_policy, self.settings.epochs, train_module=self.train_module)
+                              self.aux_ops, step_policy, self.settings.epochs, train_module=self.train_module,
+                              channels_last=self.settings.channels_last)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         lr = self.settings.learning_rate
