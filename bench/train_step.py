@@ -6,9 +6,13 @@ plain PyTorch loop; ai4med through `TrainStep` built from the component registri
 (its trainer tunes glibc malloc at start-up on CPU and autocasts to bf16 where the CPU
 has AMX and `use_amp` is on).
 
-    python bench/train_step.py [--steps 5] [--size 96] [--amp]
+`--compile` adds two ai4med rows, each in its own process: the opt-in training globals
+`channels_last` alone and `compile` + `channels_last` (`nn.Module.compile()`, as the trainer
+does). The first step (where compilation happens) is never timed; its time is reported.
 
-Ends with `BENCH train_step_speedup_vs_monai <ratio>`.
+    python bench/train_step.py [--steps 5] [--size 96] [--amp] [--compile]
+
+Ends with `BENCH train_step_speedup_vs_monai <ratio>` (the default ai4med side vs MONAI).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def _data(size: int):
     return x, y
 
 
-def run_monai(steps: int, size: int) -> list[float]:
+def run_monai(steps: int, size: int) -> tuple[list[float], float]:
     import torch
     from monai.losses import DiceCELoss
     from monai.networks.nets import UNet
@@ -51,16 +55,17 @@ def run_monai(steps: int, size: int) -> list[float]:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t)
-    return times[2:]
+    return times[2:], times[0]
 
 
-def run_ai4med(steps: int, size: int, amp: bool) -> tuple[list[float], str]:
+def run_ai4med(steps: int, size: int, amp: bool, channels_last: bool = False,
+               compile_net: bool = False) -> tuple[list[float], float, str]:
     import torch
 
     from ai4med.components.inferers.precision import resolve_precision, tune_malloc
     from ai4med.config.registries import get_registry
     from ai4med.workflows.engine import Engine
-    from ai4med.workflows.steps import TrainStep
+    from ai4med.workflows.steps import TrainStep, to_channels_last
 
     tune_malloc()  # what `ai4med train` does at start-up on CPU
     torch.manual_seed(0)
@@ -69,7 +74,11 @@ def run_ai4med(steps: int, size: int, amp: bool) -> tuple[list[float], str]:
     loss = get_registry("losses").get("CrossEntropyDice")()
     opt = get_registry("optimizers").get("Adam")(learning_rate=1e-4).get_optimizer(model.net.parameters())
     precision = resolve_precision("auto", "cpu") if amp else "fp32"
-    step = TrainStep(model, model.net, loss, opt, torch.device("cpu"), precision)
+    if channels_last:  # what the trainer does for the `channels_last` / `compile` globals
+        to_channels_last(model.net)
+    if compile_net:
+        model.net.compile()
+    step = TrainStep(model, model.net, loss, opt, torch.device("cpu"), precision, channels_last=channels_last)
     engine = Engine(step)
     x, y = _data(size)
     batch = {"image": x, "label": y}
@@ -78,11 +87,11 @@ def run_ai4med(steps: int, size: int, amp: bool) -> tuple[list[float], str]:
         t = time.perf_counter()
         step(engine, batch)
         times.append(time.perf_counter() - t)
-    return times[2:], precision
+    return times[2:], times[0], precision
 
 
-def _child(side: str, steps: int, size: int, amp: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", side, "--steps", str(steps), "--size", str(size)]
+def _child(side: str, steps: int, size: int, amp: bool, *flags: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", side, "--steps", str(steps), "--size", str(size), *flags]
     if amp:
         cmd.append("--amp")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -94,21 +103,33 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--amp", action="store_true", help="ai4med side with use_amp (bf16 on AMX CPUs)")
+    p.add_argument("--compile", action="store_true",
+                   help="also ai4med with channels_last, and with compile + channels_last")
     p.add_argument("--child", choices=["monai", "ai4med"], help=argparse.SUPPRESS)
+    p.add_argument("--channels-last", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--compile-net", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child == "monai":
-        print(json.dumps({"times": run_monai(a.steps, a.size), "precision": "fp32"}))
+        times, first = run_monai(a.steps, a.size)
+        print(json.dumps({"times": times, "first": first, "precision": "fp32"}))
         return
     if a.child == "ai4med":
-        times, precision = run_ai4med(a.steps, a.size, a.amp)
-        print(json.dumps({"times": times, "precision": precision}))
+        times, first, precision = run_ai4med(a.steps, a.size, a.amp, a.channels_last, a.compile_net)
+        print(json.dumps({"times": times, "first": first, "precision": precision}))
         return
     rows = {side: _child(side, a.steps, a.size, a.amp) for side in ("monai", "ai4med")}
+    if a.compile:
+        rows["ai4med +channels_last"] = _child("ai4med", a.steps, a.size, a.amp, "--channels-last")
+        rows["ai4med +compile+channels_last"] = _child("ai4med", a.steps, a.size, a.amp, "--channels-last",
+                                                       "--compile-net")
     med = {side: statistics.median(r["times"]) for side, r in rows.items()}
-    print(f"training step, UNet 16-256, batch 2 x {a.size}^3, DiceCE + Adam, {a.steps} timed steps (median)")
-    print(f"{'side':<10}{'precision':<11}{'median s':>10}{'min s':>10}")
+    print(f"training step, UNet 16-256, batch 2 x {a.size}^3, DiceCE + Adam, {a.steps} timed steps (median; "
+          "the first 2 steps untimed)")
+    w = max(len(side) for side in rows) + 2
+    print(f"{'side':<{w}}{'precision':<11}{'median s':>10}{'min s':>10}{'first step s':>14}{'vs MONAI':>10}")
     for side, r in rows.items():
-        print(f"{side:<10}{r['precision']:<11}{med[side]:>10.3f}{min(r['times']):>10.3f}")
+        print(f"{side:<{w}}{r['precision']:<11}{med[side]:>10.3f}{min(r['times']):>10.3f}{r['first']:>14.2f}"
+              f"{med['monai'] / med[side]:>9.2f}x")
     ratio = med["monai"] / med["ai4med"]
     print(f"speed-up ai4med vs MONAI: {ratio:.2f}x")
     print(f"BENCH train_step_speedup_vs_monai {ratio:.3f}")
