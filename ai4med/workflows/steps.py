@@ -14,6 +14,7 @@ import torch
 
 from ai4med.common.build_ctx import BuildContext
 from ai4med.components.inferers.precision import autocast
+from ai4med.components.models.dynunet import deep_supervision_weights
 
 
 def channels_last_format(ndim: int) -> torch.memory_format | None:
@@ -80,7 +81,7 @@ class TrainStep:
             preds = self._predict(x, ctx)
         preds = preds.float()
         ctx.set(BuildContext.KEY_PREDICTIONS, preds)
-        loss = self.loss.get_loss(preds, y, ctx)
+        loss = self._supervised_loss(preds, y, ctx)
         extra = self.model.get_loss()
         if torch.is_tensor(extra) or extra:
             loss = loss + extra
@@ -99,6 +100,20 @@ class TrainStep:
                 if torch.is_tensor(v) and v.numel() == 1:
                     aux[k] = float(v)
         return {"loss": float(loss.detach()), "aux": aux}
+
+    def _supervised_loss(self, preds: torch.Tensor, y: Any, ctx: BuildContext) -> torch.Tensor:
+        """The configured loss; with deep supervision (a model offering `deep_supervision_predictions`,
+        e.g. DynUnet), the same loss on every extra head too, weighted as nnU-Net does."""
+        main = self.loss.get_loss(preds, y, ctx)
+        take_heads = getattr(self.model, "deep_supervision_predictions", None)
+        heads = take_heads() if callable(take_heads) else []
+        if not heads:
+            return main
+        weights = deep_supervision_weights(len(heads))
+        loss = weights[0] * main
+        for w, head in zip(weights[1:], heads):
+            loss = loss + w * self.loss.get_loss(head.float(), y, ctx)
+        return loss
 
     def _predict(self, x: torch.Tensor, ctx: BuildContext) -> torch.Tensor:
         """Seed-style `get_predictions`; under DDP the wrapped module stands in for the network
