@@ -1,11 +1,11 @@
-"""Run a torch module through ONNX Runtime (the fastest fp32 CPU path without AMX-BF16).
+"""Run a torch module through ONNX Runtime (an opt-in fp32 CPU runtime; see `torch_predictor.resolve_runtime`).
 
 `OrtModule(module)` is a drop-in callable: the first call runs torch once (to learn the
 output structure, and returns that result), exports the module to ONNX in memory with
 dynamic batch and spatial axes, and opens an `InferenceSession`; later calls run the
 session. It re-exports when the module's parameters change (tensor version counters), so a
 model still being trained is never served stale. Anything that cannot be exported falls
-back to torch, with one warning.
+back to torch, with one warning (the shared logic: `exported_module.ExportedModule`).
 
 Example:
     >>> import torch
@@ -19,13 +19,12 @@ Example:
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from typing import Any
 
 import torch
 
-logger = logging.getLogger(__name__)
+from ai4med.components.inferers.exported_module import ExportedModule, numpy_feeds
 
 
 def onnxruntime_available() -> bool:
@@ -63,53 +62,25 @@ def export_to_bytes(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], n
     return buf.getvalue()
 
 
-class OrtModule:
+class OrtModule(ExportedModule):
     """Calls `module` through onnxruntime (CPU provider); see the module docstring."""
 
+    runtime_name = "onnxruntime"
+
     def __init__(self, module: torch.nn.Module, intra_op_num_threads: int | None = None) -> None:
-        self.module = module
+        super().__init__(module)
         self.threads = intra_op_num_threads
-        self.session: Any = None
-        self.tuple_output = False
-        self.failed = False
-        self._version: tuple[int, ...] | None = None
 
     @property
-    def active(self) -> bool:
-        """True while calls run through onnxruntime."""
-        return self.session is not None and not self.failed
+    def session(self) -> Any:
+        """The `onnxruntime.InferenceSession` (None before the first call)."""
+        return self.compiled
 
-    def _params_version(self) -> tuple[int, ...]:
-        return tuple(p._version for p in self.module.parameters()) + tuple(
-            b._version for b in self.module.buffers()
-        )
+    def _open(self, inputs: tuple[torch.Tensor, ...], n_outputs: int) -> Any:
+        import onnxruntime as ort
 
-    def __call__(self, *inputs: torch.Tensor, **kwargs: Any) -> Any:
-        if self.failed or kwargs:
-            return self.module(*inputs, **kwargs)
-        if self.session is None or self._params_version() != self._version:
-            return self._export_and_run(inputs)
-        feeds = {f"input_{i}": x.detach().cpu().float().contiguous().numpy() for i, x in enumerate(inputs)}
-        outs = [torch.from_numpy(o) for o in self.session.run(None, feeds)]
-        return tuple(outs) if self.tuple_output else outs[0]
+        model = export_to_bytes(self.module, inputs, n_outputs)
+        return ort.InferenceSession(model, session_options(self.threads), providers=["CPUExecutionProvider"])
 
-    def _export_and_run(self, inputs: tuple[torch.Tensor, ...]) -> Any:
-        result = self.module(*inputs)
-        try:
-            import onnxruntime as ort
-
-            if isinstance(result, torch.Tensor):
-                n, self.tuple_output = 1, False
-            elif isinstance(result, (tuple, list)) and all(isinstance(r, torch.Tensor) for r in result):
-                n, self.tuple_output = len(result), True
-            else:
-                raise TypeError(f"output type {type(result).__name__} is not a tensor or tuple of tensors")
-            model = export_to_bytes(self.module, inputs, n)
-            self.session = ort.InferenceSession(
-                model, session_options(self.threads), providers=["CPUExecutionProvider"]
-            )
-            self._version = self._params_version()
-        except Exception as e:  # any export/session problem: stay on torch
-            self.failed = True
-            logger.warning("onnxruntime path unavailable for %s (%s); running torch", type(self.module).__name__, e)
-        return result
+    def _run(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        return [torch.from_numpy(o) for o in self.compiled.run(None, numpy_feeds(inputs))]
