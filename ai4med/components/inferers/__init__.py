@@ -14,6 +14,8 @@ Modules (import what you use; this package imports nothing heavy):
     saliency           TorchSaliencyPredictor / TorchSaliencyInferer (Grad-CAM)
     torch_inferers     TorchSimpleInferer, TorchScanWindowInferer, TorchScanClassWindowInferer, AutoPredictor
     precision          precision="auto" resolution, malloc tuning
-    ort_runtime        OrtModule: the default fp32 CPU path through ONNX Runtime
+    exported_module    ExportedModule: lazy conversion, re-conversion on weight change, torch fallback
+    ort_runtime        OrtModule: opt-in fp32 CPU runtime through ONNX Runtime (runtime="onnxruntime")
+    openvino_runtime   OpenVinoModule: opt-in fp32 CPU runtime through OpenVINO (runtime="openvino")
     catalog            INFERERS / PREDICTORS registries (seed TF names as aliases)
 """

@@ -38,8 +38,10 @@ class TorchInferenceContext(InferenceContext):
         device: where the model runs ("cpu", "cuda", "cuda:1"...).
         precision: "auto" (bf16 autocast on AMX CPUs, fp16 on CUDA, else fp32), "fp32"
             (exact torch fp32), "bf16" or "fp16" (autocast).
-        runtime: "auto" (= "torch"), "torch" or "onnxruntime" (`ort_runtime.OrtModule`: the module
-            exported on first use and re-exported when its weights change; max abs diff ~1e-4).
+        runtime: "auto" (= "torch"), "torch", "onnxruntime" (`ort_runtime.OrtModule`) or "openvino"
+            (`openvino_runtime.OpenVinoModule`, needs the `openvino` extra). Both convert the module on
+            first use and again whenever its weights change, and run fp32 on CPU only (max abs diff
+            ~1e-4 of the output's magnitude on small nets, ~4e-4 on the bench UNet); see `resolve_runtime`.
         channels_last: run 3D/2D convolutions in channels-last memory format.
         compile: wrap the model in `torch.compile`.
         cpu_malloc_tuning: on CPU, keep freed memory in-process (see `precision.tune_malloc`).
@@ -74,10 +76,17 @@ class TorchInferenceContext(InferenceContext):
         self.input_shapes = dict(input_shapes) if input_shapes else _guess_input_shapes(model, self.input_names)
         self.output_shapes = dict(output_shapes or {})
         self.module = model
-        self.runtime = resolve_runtime(runtime, precision, self.precision, self.device, model, compile or channels_last)
-        if self.runtime == "onnxruntime":
-            model = OrtModule(model)
-        self.model = torch.compile(model) if compile else model
+        self.compile = compile
+        self.set_runtime(runtime, precision)
+
+    def set_runtime(self, runtime: str, requested_precision: str | None = None) -> None:
+        """Run the module on `runtime` from now on (see `resolve_runtime`); lets a caller that did not
+        build the context (e.g. `ai4med infer --runtime`) choose the runtime afterwards."""
+        requested = self.precision if requested_precision is None else requested_precision
+        self.runtime = resolve_runtime(runtime, requested, self.precision, self.device, self.module,
+                                       self.compile or self.channels_last)
+        model = wrap_runtime(self.module, self.runtime)
+        self.model = torch.compile(model) if self.compile else model
 
     @classmethod
     def from_checkpoint(cls, network_config: Mapping[str, Any], checkpoint: str | os.PathLike[str], **kwargs: Any):
@@ -166,22 +175,38 @@ class TorchScriptPredictor(TorchPredictor):
     """`TorchPredictor` over a `TorchScriptInferenceContext`."""
 
 
-RUNTIMES = ("auto", "torch", "onnxruntime")
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 
 
 def resolve_runtime(
     runtime: str, requested: str, precision: str, device: torch.device, model: Any, torch_only: bool
 ) -> str:
-    """"auto" -> "torch". ONNX Runtime stays opt-in ("onnxruntime"): measured quietly on a 2-core AVX2
-    CPU (bench/inference.py), the UNet 16-256 scan window took 3.79 s through it vs 2.64 s in torch fp32
-    (with malloc tuning) and 3.20 s in MONAI; an earlier 3x in its favour was an artefact of a loaded machine."""
+    """"auto" -> "torch"; "onnxruntime" and "openvino" are opt-in, for fp32 on CPU only.
+
+    Measured quietly on a 2-core AVX2 CPU (bench/inference.py: UNet 16-256, 192x192x128, roi 96^3,
+    batch 4): MONAI 3.36 s, torch fp32 3.43 s, OpenVINO f32 2.62 s (its conversion: ~1.5 s through
+    in-memory ONNX, ~5 s through ov.convert_model), torch.compile + channels_last_3d 2.77 s (after a
+    30 s first call); ONNX Runtime earlier took 3.79 s vs 2.64 s in torch. OpenVINO is the fastest fp32
+    path there (max abs diff ~1e-2 on logits up to ~23, argmax agreement 99.998 %), but not the default:
+    the conversion costs seconds, it is redone on every weight change (each validation during
+    training), and its outputs are close to, not equal to, torch fp32.
+    """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
-    if runtime != "auto":
-        if runtime == "onnxruntime" and (device.type != "cpu" or precision != "fp32"):
-            raise ValueError("runtime 'onnxruntime' runs fp32 on CPU; use precision 'fp32' and device 'cpu'")
-        return runtime
-    return "torch"
+    if runtime in ("onnxruntime", "openvino") and (device.type != "cpu" or precision != "fp32"):
+        raise ValueError(f"runtime {runtime!r} runs fp32 on CPU; use precision 'fp32' and device 'cpu'")
+    return "torch" if runtime == "auto" else runtime
+
+
+def wrap_runtime(module: Any, runtime: str) -> Any:
+    """`module` as a callable of `runtime` ("torch": the module itself)."""
+    if runtime == "onnxruntime":
+        return OrtModule(module)
+    if runtime == "openvino":
+        from ai4med.components.inferers.openvino_runtime import OpenVinoModule
+
+        return OpenVinoModule(module)
+    return module
 
 
 def select_inputs(values: Mapping[str, Any], names: list[str]) -> list[Any]:
