@@ -5,7 +5,8 @@ post-transforms (default: argmax / threshold, back onto the input's grid) and th
 metrics (default: per-case, per-class Dice). Reports `<metric>_raw_results.txt` (one line
 per case: name, then one value per class) and `<metric>_summary_results.txt` go to `-o`
 (else each metric's report_path, else the MMAR's eval/). `--save_predictions` also writes
-the predictions. Exit code 1 when a case failed.
+the predictions. `--runtime onnxruntime|openvino` runs a checkpoint / TorchScript model through
+that fp32 CPU runtime (converted on first use). Exit code 1 when a case failed.
 
 The workflow is `ai4med.workflows.bulk_evaluator`; `ai4med infer` is the same run with
 predictions written and no metrics.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["run", "run_bulk", "options_from_args"]
+__all__ = ["run", "run_bulk", "options_from_args", "apply_runtime"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,22 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
     return opts
 
 
+def apply_runtime(ctx: Any, runtime: str) -> None:
+    """Switch a torch context to `--runtime` (the bulk evaluator builds it with the default, torch)."""
+    if runtime == "auto":
+        return
+    from ai4med.components.inferers.torch_predictor import TorchInferenceContext
+    from ai4med.errors import UserError
+
+    if not isinstance(ctx, TorchInferenceContext):
+        raise UserError(f"--runtime {runtime} applies to checkpoint and TorchScript models, not to "
+                        f"{type(ctx).__name__} (an ONNX file always runs on ONNX Runtime; Triton on the server)")
+    try:
+        ctx.set_runtime(runtime)
+    except (ValueError, ImportError) as exc:
+        raise UserError(f"--runtime {runtime}: {exc}") from exc
+
+
 def run_bulk(args: Any, mode: str) -> int:
     """Build the evaluator from the command's config and arguments, run it, print the summary."""
     import os
@@ -52,9 +69,11 @@ def run_bulk(args: Any, mode: str) -> int:
     cfg = load_command_config(args)
     opts = options_from_args(args, mode, cfg)
     evaluator = evaluator_from_config(cfg, opts)
-    logger.info("%s: %d cases, model %s (%s), output %s", mode, len(evaluator.data_list),
-                type(evaluator.inference_ctx).__name__, opts.precision, evaluator.output_dir)
     try:
+        apply_runtime(evaluator.inference_ctx, getattr(args, "runtime", "auto"))
+        logger.info("%s: %d cases, model %s (%s, runtime %s), output %s", mode, len(evaluator.data_list),
+                    type(evaluator.inference_ctx).__name__, opts.precision,
+                    getattr(evaluator.inference_ctx, "runtime", "-"), evaluator.output_dir)
         result = evaluator.run()
     finally:
         evaluator.inference_ctx.close()

@@ -4,7 +4,8 @@ One NIfTI per case, `<output>/<case>/<case>_model.nii.gz` (default output: the M
 eval/), a label map with the input file's geometry (affine and shape), written
 atomically. The model is the config's network with the best checkpoint, or an exported
 TorchScript / ONNX file (`--model_file_path`), or a model on a Triton server
-(`--triton_url`). `--amp` picks the fastest accurate precision. See `ai4med.apps.evaluate`.
+(`--triton_url`). `--amp` picks the fastest accurate precision; `--runtime openvino` runs a
+checkpoint / TorchScript model through OpenVINO on CPU (fp32). See `ai4med.apps.evaluate`.
 """
 
 from __future__ import annotations

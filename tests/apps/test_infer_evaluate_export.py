@@ -196,6 +196,23 @@ def test_infer_with_the_exported_onnx_agrees_with_the_checkpoint(mmar, tmp_path)
             assert (a == b).mean() > 0.99
 
 
+def test_infer_with_runtime_openvino_writes_the_torch_masks(mmar, tmp_path, caplog) -> None:
+    pytest.importorskip("openvino")
+    reference, ov_out = tmp_path / "torch", tmp_path / "openvino"
+    assert infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(reference), "--no_progress",
+                                            "--runtime", "torch"])) == 0
+    assert infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(ov_out), "--no_progress",
+                                            "--runtime", "openvino"])) == 0
+    for item in _validation_items(mmar):
+        a = np.asarray(nib.load(_prediction(str(reference), item["image"])).dataobj)
+        b = np.asarray(nib.load(_prediction(str(ov_out), item["image"])).dataobj)
+        assert a.any() and np.array_equal(a, b)
+    assert "path unavailable" not in caplog.text  # converted, not the torch fallback
+    assert parse(add_evaluate_args, ["-m", mmar, "--runtime", "openvino"]).runtime == "openvino"
+    with pytest.raises(UserError, match="--runtime openvino applies to checkpoint and TorchScript"):
+        evaluate.apply_runtime(object(), "openvino")
+
+
 def test_export_fp16_python_backend(mmar, tmp_path, capsys) -> None:
     out = tmp_path / "fp16"
     argv = ["-c", os.path.join(mmar, "config", "config_train.json"), "--model_file_path",

@@ -119,7 +119,8 @@ def build_context(config: dict[str, Any], config_dir: str, device: str) -> Any:
     in_names = list((config.get("input_nodes") or {"image": "image"}).keys())[:1] or ["image"]
     out_names = list((config.get("output_nodes") or {"pred": "pred"}).keys())[:1] or ["pred"]
     precision = str(config.get("precision", "auto"))
-    runtime = str(config.get("runtime", "auto"))
+    runtime = str(config.get("runtime", "auto"))  # torch models: auto (= torch), torch, onnxruntime, openvino
+    _check_runtime(runtime, precision, device, fmt)
     if fmt == "onnx":
         from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
 
@@ -129,7 +130,7 @@ def build_context(config: dict[str, Any], config_dir: str, device: str) -> Any:
         from ai4med.components.inferers.torch_predictor import TorchScriptInferenceContext
 
         return TorchScriptInferenceContext(path, device=device, input_names=in_names, output_names=out_names,
-                                           precision=precision, runtime="torch")
+                                           precision=precision, runtime=runtime)
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext
 
     network = config.get("network") or _mmar_network(path)
@@ -147,6 +148,26 @@ def build_context(config: dict[str, Any], config_dir: str, device: str) -> Any:
         raise
     except Exception as exc:
         raise ModelConfigError(f"{path}: cannot load the checkpoint into {network.get('name')}: {exc}") from exc
+
+
+def _check_runtime(runtime: str, precision: str, device: str, fmt: str) -> None:
+    """A clear config error for a runtime the model cannot run on (before loading anything)."""
+    import torch
+
+    from ai4med.components.inferers.precision import resolve_precision
+    from ai4med.components.inferers.torch_predictor import resolve_runtime
+
+    if fmt == "onnx":  # an ONNX file runs on ONNX Runtime whatever "runtime" says
+        return
+    try:
+        dev = torch.device(device)
+        resolve_runtime(runtime, precision, resolve_precision(precision, dev), dev, None, False)
+        if runtime == "openvino":
+            from ai4med.components.inferers.openvino_runtime import require_openvino
+
+            require_openvino()
+    except (ValueError, ImportError) as exc:
+        raise ModelConfigError(f"model config runtime {runtime!r}: {exc}") from exc
 
 
 def build_component(node: Any, kind: str, file: str | None) -> Any:
