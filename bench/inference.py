@@ -4,18 +4,19 @@ Same MONAI UNet (3D, 1 -> 2 channels, 16-256, 2 residual units), same volume
 (192x192x128), roi 96^3, batch 4, overlap 0.25. Every measured configuration runs in its
 own subprocess with its own defaults (MONAI: plain torch under `no_grad`; ai4med: its
 `TorchInferenceContext` defaults, i.e. precision="auto" and malloc tuning). Candidates for
-the default CPU path are measured first, then MONAI and ai4med are timed alternately over
-several rounds; medians are reported.
+the default CPU path are measured first (the OpenVINO row's first call includes the model's
+conversion), then MONAI and ai4med are timed alternately over several rounds; medians are reported.
 
 Usage:
     .venv/bin/python bench/inference.py                  # full benchmark
-    .venv/bin/python bench/inference.py --compile        # also time torch.compile
+    .venv/bin/python bench/inference.py --compile        # also time torch.compile (+ channels_last_3d)
     .venv/bin/python bench/inference.py --size 96 96 64 --rounds 1 --repeats 1   # quick
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -37,7 +38,10 @@ CANDIDATES = {
     "ai4med fp32 channels_last_3d": ("ai4med", {"precision": "fp32", "channels_last": True}, {}),
     "ai4med bf16 autocast": ("ai4med", {"precision": "bf16"}, {}),
     "ai4med OnnxInferenceContext (.onnx file)": ("onnx", {}, {}),
+    "ai4med OpenVINO runtime": ("ai4med", {"precision": "fp32", "runtime": "openvino"}, {}),
     "ai4med torch.compile": ("ai4med", {"precision": "fp32", "compile": True}, {}),
+    "ai4med torch.compile + channels_last_3d": ("ai4med", {"precision": "fp32", "compile": True,
+                                                           "channels_last": True}, {}),
 }
 
 
@@ -203,8 +207,11 @@ def main() -> None:
         if name == "ai4med bf16 autocast" and probe["bf16"] > probe["fp32"]:
             rows[name] = {"skip": f"bf16 window {probe['bf16']:.2f} s > fp32 {probe['fp32']:.2f} s (no AMX)"}
             continue
-        if name == "ai4med torch.compile" and not a.compile:
+        if "torch.compile" in name and not a.compile:
             rows[name] = {"skip": "not measured (pass --compile)"}
+            continue
+        if "OpenVINO" in name and importlib.util.find_spec("openvino") is None:
+            rows[name] = {"skip": "openvino not installed (pip install 'ai4med[openvino]')"}
             continue
         rows[name] = measure(name, work, a.repeats)
         print(f"  measured {name}: {statistics.median(rows[name]['times']):.2f} s", flush=True)
