@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--roi", type=int, default=128)
     ap.add_argument("--channels", default="16,32,64,128", help="UNet filters per level")
-    ap.add_argument("--runtime", default="auto", help="auto (= torch), torch, onnxruntime or openvino (fp32 CPU runtimes)")
+    ap.add_argument("--runtime", default="auto", help="auto (openvino for precision auto on CPU, else torch), torch, onnxruntime or openvino")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--requests", type=int, default=10, help="sequential requests (after 1 warm-up)")
     ap.add_argument("--concurrency", type=int, default=8)

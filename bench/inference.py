@@ -211,7 +211,7 @@ def main() -> None:
             rows[name] = {"skip": "not measured (pass --compile)"}
             continue
         if "OpenVINO" in name and importlib.util.find_spec("openvino") is None:
-            rows[name] = {"skip": "openvino not installed (pip install 'ai4med[openvino]')"}
+            rows[name] = {"skip": "openvino not installed (pip install openvino)"}
             continue
         rows[name] = measure(name, work, a.repeats)
         print(f"  measured {name}: {statistics.median(rows[name]['times']):.2f} s", flush=True)

@@ -62,13 +62,15 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
     p.add_argument("--triton_model_name", default=None, help="the model's name on the Triton server")
     p.add_argument("--triton_protocol", choices=["http", "grpc"], default="http")
     p.add_argument("--amp", action="store_true",
-                   help="fastest accurate precision: bf16 autocast on AMX CPUs, fp16 on CUDA, else exact fp32")
+                   help="fastest accurate mode (precision auto): bf16 autocast on AMX CPUs, fp16 on CUDA, else fp32 "
+                        "through OpenVINO on CPU (with --runtime auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
                    help="explicit precision (overrides --amp; default fp32, or auto when the config sets use_amp)")
     p.add_argument("--runtime", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
-                   help="what runs a checkpoint / TorchScript model: auto (= torch), torch, or an fp32 CPU runtime "
-                        "the model is converted to on first use: onnxruntime, or openvino (pip install "
-                        "'ai4med[openvino]'; ~1.3x torch fp32 on a 2-core AVX2 CPU, after ~1.5 s of conversion)")
+                   help="what runs a checkpoint / TorchScript model: auto (openvino for precision auto on a CPU "
+                        "without AMX, else torch), torch, or an fp32 CPU runtime the model is converted to on first "
+                        "use: onnxruntime, or openvino (1.5x torch fp32 on a 2-core AVX2 CPU, after ~1.5 s of "
+                        "conversion)")
     p.add_argument("--keep_largest_cc", action="store_true",
                    help="default post-processing keeps the largest connected component of each class")
     p.add_argument("--no_overwrite", action="store_true",

@@ -1,4 +1,4 @@
-"""Run a torch module through OpenVINO on CPU (opt-in fp32 runtime; needs `pip install 'ai4med[openvino]'`).
+"""Run a torch module through OpenVINO on CPU (the default fp32 CPU runtime of `runtime="auto"`).
 
 `OpenVinoModule(module)` is a drop-in callable with `OrtModule`'s behaviour (see
 `exported_module.ExportedModule`): the first call runs torch once and converts the module,
@@ -33,7 +33,7 @@ import torch
 from ai4med.components.inferers.exported_module import ExportedModule, numpy_feeds
 from ai4med.components.inferers.ort_runtime import export_to_bytes
 
-MISSING = "runtime 'openvino' needs the openvino package: pip install 'ai4med[openvino]'"
+MISSING = "runtime 'openvino' needs the openvino package (an ai4med dependency): pip install openvino"
 CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
 
 

@@ -119,7 +119,7 @@ def build_context(config: dict[str, Any], config_dir: str, device: str) -> Any:
     in_names = list((config.get("input_nodes") or {"image": "image"}).keys())[:1] or ["image"]
     out_names = list((config.get("output_nodes") or {"pred": "pred"}).keys())[:1] or ["pred"]
     precision = str(config.get("precision", "auto"))
-    runtime = str(config.get("runtime", "auto"))  # torch models: auto (= torch), torch, onnxruntime, openvino
+    runtime = str(config.get("runtime", "auto"))  # torch models: auto (openvino for precision auto on CPU, else torch), torch, onnxruntime, openvino
     _check_runtime(runtime, precision, device, fmt)
     if fmt == "onnx":
         from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext

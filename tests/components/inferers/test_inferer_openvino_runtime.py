@@ -114,14 +114,22 @@ def test_unconvertible_module_falls_back_to_torch_with_one_warning(net, caplog) 
 
 def test_missing_openvino_is_a_clear_error(net, monkeypatch) -> None:
     monkeypatch.setattr(openvino_runtime, "openvino_available", lambda: False)
-    with pytest.raises(ImportError, match=r"pip install 'ai4med\[openvino\]'"):
+    with pytest.raises(ImportError, match=r"pip install openvino"):
         TorchInferenceContext(net, precision="fp32", runtime="openvino")
+    # "auto" never asks for a runtime that is not there
+    assert TorchInferenceContext(net, precision="auto").runtime == "torch"
 
 
 def test_runtime_resolution(net) -> None:
     cpu = torch.device("cpu")
     assert resolve_runtime("openvino", "fp32", "fp32", cpu, net, False) == "openvino"
-    assert resolve_runtime("auto", "auto", "fp32", cpu, net, False) == "torch"  # stays opt-in
+    # auto: OpenVINO only where the automatic precision resolved to fp32 on CPU, for a plain module
+    assert resolve_runtime("auto", "auto", "fp32", cpu, net, False) == "openvino"
+    assert resolve_runtime("auto", "fp32", "fp32", cpu, net, False) == "torch"  # fp32 asked: exact torch
+    assert resolve_runtime("auto", "auto", "bf16", cpu, net, False) == "torch"  # AMX CPUs: bf16 autocast
+    assert resolve_runtime("auto", "auto", "fp32", cpu, net, True) == "torch"  # channels_last / compile
+    assert resolve_runtime("auto", "auto", "fp32", cpu, torch.jit.script(net), False) == "torch"
+    assert resolve_runtime("auto", "auto", "fp32", cpu, lambda x: x, False) == "torch"
     with pytest.raises(ValueError, match="runtime 'openvino' runs fp32 on CPU"):
         resolve_runtime("openvino", "bf16", "bf16", cpu, net, False)
     with pytest.raises(ValueError, match="runtime 'openvino' runs fp32 on CPU"):

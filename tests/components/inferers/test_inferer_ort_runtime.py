@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ai4med.components.inferers.ort_runtime import OrtModule
+from ai4med.components.inferers.precision import cpu_has_amx_bf16
 from ai4med.components.inferers.sw_inferer import ScanWindowInferer
 from ai4med.components.inferers.torch_predictor import TorchInferenceContext, TorchPredictor, resolve_runtime
 
@@ -38,7 +39,8 @@ def test_ort_module_falls_back_on_dict_output(caplog):
 
 def test_runtime_resolution(net):
     cpu = torch.device("cpu")
-    assert TorchInferenceContext(net).runtime == "torch"  # the default CPU path (bench/inference.py)
+    # the default CPU path (bench/inference.py): bf16 autocast in torch on AMX CPUs, else OpenVINO fp32
+    assert TorchInferenceContext(net).runtime == ("torch" if cpu_has_amx_bf16() else "openvino")
     assert TorchInferenceContext(net, precision="fp32").runtime == "torch"  # exact mode
     assert resolve_runtime("auto", "auto", "fp16", torch.device("cuda"), net, False) == "torch"
     assert resolve_runtime("auto", "auto", "fp32", cpu, net, True) == "torch"  # channels_last / compile asked
