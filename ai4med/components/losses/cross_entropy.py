@@ -7,7 +7,7 @@ import torch
 from ai4med.common.build_ctx import BuildContext
 from ai4med.components.losses.dice import dice_loss
 from ai4med.components.losses.loss import Loss
-from ai4med.components.losses.targets import onehot_targets, to_channels_first
+from ai4med.components.losses.targets import index_labels, to_channels_first
 
 
 def cross_entropy_loss(
@@ -29,17 +29,21 @@ def cross_entropy_loss(
         is_onehot_targets: targets already one-hot.
     """
     predictions = to_channels_first(predictions, data_format).float()
-    if is_onehot_targets:
-        targets = to_channels_first(targets, data_format).float()
-        if targets.shape != predictions.shape:
-            raise ValueError(f"one-hot targets {tuple(targets.shape)} must match predictions {tuple(predictions.shape)}")
-    else:
+    if skip_background and predictions.shape[1] == 1:
+        raise ValueError("There is only 1 single channel in the predicted output, and skip_background is True")
+    if not is_onehot_targets:
+        # with one-hot targets the channel sum keeps only the label's term: gather it (no one-hot tensor)
         if targets.ndim == predictions.ndim:
             targets = to_channels_first(targets, data_format)
-        targets = onehot_targets(targets, predictions.shape[1], predictions.ndim)
+        labels = index_labels(targets, predictions.shape[1], predictions.ndim)
+        terms = torch.log(predictions.gather(1, labels) + smooth)
+        if skip_background:
+            terms = terms * (labels > 0)
+        return -terms.mean()
+    targets = to_channels_first(targets, data_format).float()
+    if targets.shape != predictions.shape:
+        raise ValueError(f"one-hot targets {tuple(targets.shape)} must match predictions {tuple(predictions.shape)}")
     if skip_background:
-        if predictions.shape[1] == 1:
-            raise ValueError("There is only 1 single channel in the predicted output, and skip_background is True")
         targets, predictions = targets[:, 1:], predictions[:, 1:]
     return -(targets * torch.log(predictions + smooth)).sum(1).mean()
 
