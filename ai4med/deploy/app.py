@@ -1,6 +1,6 @@
 """The base inference application (seed 003): input folder -> output + publish folders.
 
-For each input (a NIfTI / MetaImage volume, or a DICOM series folder) of the input folder:
+For each input (a NIfTI / MetaImage volume, or a DICOM series) of the input folder:
 pre-transforms -> scanning-window inference (client-side; windows go to a local TorchScript /
 ONNX Runtime model or to Triton over HTTP / gRPC) -> post-transforms -> writers:
 
@@ -8,6 +8,12 @@ ONNX Runtime model or to Triton over HTTP / gRPC) -> post-transforms -> writers:
 * `<publish>/image.mhd`, `image.seg.mhd` (+ `.raw`) and `config_render.json` for the render
   server (several inputs: one `<publish>/<input name>/` folder each);
 * `<logs>/deploy.log`: the run's log, with the time of each case and a summary.
+
+A DICOM folder holding several series (a whole study) gives one input per series, named as
+the data converter names them: `<folder>_1`, `<folder>_2`, ... in SeriesNumber order; series
+that are not one regular volume (localizers, gaps) are ignored with the reason, and
+`--series_filter REGEX` / AI4MED_DEPLOY_SERIES_FILTER keeps the series whose Modality or
+SeriesDescription matches. The log and the summary say which series each output is.
 
 The application folder (`--app`) holds `config/config_inference.json` (pre/post transforms,
 inferer, model loader, writers), `config/model_config.json` (seed 003's keys) and
@@ -33,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -42,7 +49,8 @@ from typing import Any
 from ai4med.deploy.settings import BASE_APP, DeploySettings
 from ai4med.errors import UserError
 
-__all__ = ["run", "deploy", "init_app", "load_app", "discover_inputs", "DeployApp", "DeployResult", "DeployError",
+__all__ = ["run", "deploy", "init_app", "load_app", "discover_inputs", "split_series", "DeployApp", "DeployInput",
+           "InputPlan", "DeployResult", "DeployError",
            "EXIT_OK", "EXIT_FATAL", "EXIT_PARTIAL"]
 
 logger = logging.getLogger(__name__)
@@ -295,9 +303,10 @@ def _is_volume(name: str) -> bool:
 
 
 def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """(inputs, ignored): the volumes and DICOM series folders in `folder`, and what was left out, with why.
+    """(inputs, ignored): the volumes and DICOM folders in `folder`, and what was left out, with why.
 
-    The folder itself counts as one DICOM series when it holds DICOM images and no volume.
+    The folder itself counts as one DICOM folder when it holds DICOM images and no volume. A
+    DICOM folder may hold several series: `split_series` makes one case of each.
     """
     from ai4med.io.dicom import is_dicom_folder
 
@@ -329,16 +338,167 @@ def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
     return inputs, ignored
 
 
+@dataclass(frozen=True)
+class DeployInput:
+    """One case of a run: a volume file, a DICOM series folder, or one series of a folder holding several.
+
+    Attributes:
+        path: the file or folder in the input folder.
+        name: the output name (`<name>.mhd`; publish sub-folder `<name>/`).
+        series: the DICOM series (`ai4med.io.dicom.SeriesInfo`) when the case is one; None for volumes.
+        split: the series is one of several in `path`: its files are read on their own (staged).
+    """
+
+    path: str
+    name: str
+    series: Any = None
+    split: bool = False
+
+    @property
+    def key(self) -> str:
+        """The case's name in `DeployResult` and the log: the input's base name, or `name` for a split series."""
+        return self.name if self.split else _case_name(self.path)
+
+    def describe(self) -> str:
+        """`folder: DICOM series #3 "Abdomen portal" (CT, 120 slices of 512x512, UID ...)`; a volume: its path."""
+        return _describe_series(self.path, self.series) if self.series is not None else self.path
+
+
+def _describe_series(folder: str, series: Any) -> str:
+    number = f"#{series.series_number}" if series.series_number is not None else "(no SeriesNumber)"
+    what = f" {series.description!r}" if series.description else ""
+    size = f"{series.size[0]}x{series.size[1]}"
+    return (f"{folder}: DICOM series {number}{what} ({series.modality or 'no modality'}, {series.num_slices} "
+            f"slice(s) of {size}, UID {series.series_uid})")
+
+
+def series_matches(series: Any, pattern: re.Pattern[str] | None) -> bool:
+    """True when the series' Modality or SeriesDescription matches `pattern` (searched; None: every series)."""
+    return pattern is None or any(pattern.search(t or "") for t in (series.modality, series.description))
+
+
+@dataclass
+class InputPlan:
+    """What `split_series` makes of the inputs.
+
+    Attributes:
+        cases: what runs, in order.
+        ignored: (what, why) left out: series not matching the filter, series that are not a volume.
+        failed: input name -> why, for a DICOM folder none of whose series can be segmented.
+        series: case name (`DeployInput.key`) -> description (folder, number, description, modality,
+            slices) of every DICOM series met, run or not.
+        skipped: case name -> why, for the series of `series` that do not run.
+    """
+
+    cases: list[DeployInput] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    series: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def split_series(inputs: Sequence[str], series_filter: re.Pattern[str] | None = None) -> InputPlan:
+    """The cases of the inputs of `discover_inputs`: one per volume file and one per DICOM series.
+
+    * a volume file is one case, named after the file;
+    * a DICOM folder with one series is one case named after the folder (`CT5N` -> `CT5N.mhd`);
+    * a DICOM folder with several series gives one case per series, named as the data converter
+      names them: `<folder>_1`, `<folder>_2`, ... in SeriesNumber order (the number counts every
+      series of the folder, so a series keeps its name whatever the filter). A series that is
+      not one regular volume (a localizer mixing orientations, a gap, ...) is ignored, with the
+      reason, while the others run; when none can run, the folder fails with the reasons.
+
+    `series_filter` (case-insensitive, searched in Modality and SeriesDescription) keeps the
+    matching DICOM series; the others are ignored. Volume files are not filtered.
+    """
+    from ai4med.io.dicom import DicomSeriesError, list_series
+
+    plan = InputPlan()
+
+    def unmatched(name: str, what: str, description: str) -> None:
+        why = f"does not match the series filter {series_filter.pattern!r}"  # type: ignore[union-attr]
+        plan.ignored.append((what, f"{description} {why}"))
+        plan.series[name], plan.skipped[name] = description, "ignored: " + why
+
+    for path in inputs:
+        base = output_stem_of(path)
+        if not os.path.isdir(path):
+            plan.cases.append(DeployInput(path, base))
+            continue
+        try:
+            series = list_series(path)
+        except DicomSeriesError:
+            series = []
+        if len(series) <= 1:  # the folder is the case; a series with problems fails when read, as before
+            s = series[0] if series else None
+            if s is not None and not series_matches(s, series_filter):
+                unmatched(_case_name(path), path, _describe_series(path, s))
+                continue
+            plan.cases.append(DeployInput(path, base, s))
+            if s is not None:
+                plan.series[_case_name(path)] = _describe_series(path, s)
+            continue
+        broken: list[tuple[str, str, str]] = []
+        runs = 0
+        for k, s in enumerate(series, start=1):
+            name, description = f"{base}_{k}", _describe_series(path, s)
+            plan.series[name] = description
+            if not series_matches(s, series_filter):
+                unmatched(name, f"{path} [{name}]", description)
+            elif not s.ok:
+                broken.append((name, description, "not one volume: " + "; ".join(s.problems)))
+            else:
+                plan.cases.append(DeployInput(path, name, s, split=True))
+                runs += 1
+        if broken and not runs:
+            which = " that match the series filter" if series_filter is not None else ""
+            plan.failed[_case_name(path)] = (f"none of the {len(broken)} DICOM series of {path}{which} can be "
+                                             "segmented: " + " | ".join(f"{n}: {d}: {why}" for n, d, why in broken))
+        for name, description, why in broken:
+            if runs:
+                plan.ignored.append((f"{path} [{name}]", f"{description}: {why}"))
+                plan.skipped[name] = "ignored: " + why
+            else:
+                plan.skipped[name] = "failed: " + why
+    return plan
+
+
+def output_stem_of(path: str) -> str:
+    from ai4med.deploy.components import output_stem
+
+    return output_stem(path)
+
+
+def _stage_series(case: DeployInput, root: str, index: int) -> str:
+    """A folder `<root>/<index>/<case name>` holding links to (or copies of) the series' files only."""
+    folder = os.path.join(root, str(index), case.name)
+    os.makedirs(folder)
+    for f in case.series.files:
+        source, target = os.path.abspath(f), os.path.join(folder, os.path.basename(f))
+        try:
+            os.symlink(source, target)
+        except OSError:
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+    return folder
+
+
 # --- the run ----------------------------------------------------------------------------------------
 @dataclass
 class DeployResult:
-    """What a run did: inputs written (name -> files), failed (name -> error), ignored paths, seconds."""
+    """What a run did: inputs written (name -> files), failed (name -> error), ignored (what, why),
+    seconds, the model; `series`: output name -> which DICOM series (folder, number, description,
+    modality, slices) for every series met, and `skipped`: output name -> why, for those not run."""
 
     written: dict[str, list[str]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     ignored: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     model: str = ""
+    series: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -347,12 +507,18 @@ class DeployResult:
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def summary(self) -> str:
+        """One line (counts, time, failures), then one line per DICOM series: its name, what it is, what became of it."""
         n = len(self.written) + len(self.failed)
         line = (f"deploy summary: {len(self.written)} of {n} input(s) segmented in {self.seconds:.1f} s"
                 + (f" ({self.seconds / n:.2f} s per input)" if n else ""))
         if self.failed:
             line += f"; {len(self.failed)} failed: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items())
-        return line
+        lines = [line]
+        for name, what in self.series.items():
+            status = ("written" if name in self.written else "FAILED" if name in self.failed
+                      else self.skipped.get(name, "not run"))
+            lines.append(f"  {name} <- {what}: {status}")
+        return "\n".join(lines)
 
 
 def _prepare_folder(path: str, what: str) -> str:
@@ -403,7 +569,9 @@ def _case_name(path: str) -> str:
 
 def deploy(settings: DeploySettings) -> DeployResult:
     """Run the application on every input; raises DeployError when nothing can be done."""
-    from ai4med.deploy.components import PublishWriter, output_stem
+    import tempfile
+
+    from ai4med.deploy.components import PublishWriter
     from ai4med.workflows.bulk_evaluator import BulkEvaluator
 
     start = time.perf_counter()
@@ -411,47 +579,81 @@ def deploy(settings: DeploySettings) -> DeployResult:
         app = load_app(settings.app, settings.overrides)
         logger.info("application %s (config %s)", app.root, app.cfg.file)
         inputs, ignored = discover_inputs(settings.input)
+        try:
+            pattern = settings.series_pattern
+        except ValueError as e:
+            raise DeployError(str(e)) from e
+        plan = split_series(inputs, pattern)
+        ignored = ignored + plan.ignored
         for path, why in ignored:
             logger.warning("ignored %s: %s", path, why)
-        if not inputs:
+        for name, why in plan.failed.items():
+            logger.error("%s failed: %s", name, why)
+        if not plan.cases and not plan.failed:
+            filtered = f"; the series filter {pattern.pattern!r} matched no DICOM series" if pattern else ""
             raise DeployError(f"no input in {os.path.abspath(settings.input)}: expected NIfTI (.nii, .nii.gz) or "
                               f"MetaImage (.mha, .mhd) volumes or DICOM series folders"
-                              + (f"; ignored {len(ignored)} other entries" if ignored else ""))
-        result = DeployResult(ignored=ignored)
-        by_stem: dict[str, str] = {}
-        cases = []
-        for path in inputs:
-            stem = output_stem(path)
-            if stem in by_stem:
-                result.failed[_case_name(path)] = (f"output name {stem}.mhd already used by {_case_name(by_stem[stem])}; "
-                                                   "rename one of them")
-                logger.error("%s skipped: %s", path, result.failed[_case_name(path)])
+                              + (f"; ignored {len(ignored)} other entries" if ignored else "") + filtered)
+        result = DeployResult(failed=dict(plan.failed), ignored=ignored, series=dict(plan.series),
+                              skipped=dict(plan.skipped))
+        by_stem: dict[str, DeployInput] = {}
+        cases: list[DeployInput] = []
+        for case in plan.cases:
+            if case.name in by_stem:
+                result.failed[case.key] = (f"output name {case.name}.mhd already used by {by_stem[case.name].key}; "
+                                           "rename one of them")
+                logger.error("%s skipped: %s", case.describe(), result.failed[case.key])
                 continue
-            by_stem[stem] = path
-            cases.append(path)
+            by_stem[case.name] = case
+            cases.append(case)
+        for case in cases:
+            if case.series is not None:
+                logger.info("%s <- %s", case.name, case.describe())
+        if not cases:
+            result.seconds = time.perf_counter() - start
+            logger.warning("%s", result.summary())
+            return result
         output = _prepare_folder(settings.output, "output")
         writers = list(app.writers)
         if settings.publish_enabled:
             writers.append(PublishWriter(_prepare_folder(settings.publish, "publish"), app.render_config,
-                                         per_case=len(inputs) > 1))
+                                         per_case=len(plan.cases) + len(plan.failed) > 1))
         ctx, description = make_context(app, settings)
         result.model = description
         logger.info("model: %s", description)
         logger.info("%d input(s) in %s -> %s", len(cases), os.path.abspath(settings.input), output)
+        staging = None
         try:
             _match_nodes(ctx, app.model_config, os.path.join(app.root, MODEL_CONFIG))
+            runs: list[tuple[DeployInput, str]] = []
+            for i, case in enumerate(cases):
+                if not case.split:
+                    runs.append((case, case.path))
+                    continue
+                # one series of several: its files alone, in a folder named after the output, read as
+                # a single-series folder is (same loader, same name for the writers and the publish folder)
+                try:
+                    if staging is None:
+                        staging = tempfile.mkdtemp(prefix="ai4med-deploy-series-")
+                    runs.append((case, _stage_series(case, staging, i)))
+                except OSError as e:
+                    result.failed[case.key] = f"cannot stage the files of {case.describe()}: {e}"
+                    logger.error("%s failed: %s", case.key, result.failed[case.key])
             evaluator = BulkEvaluator(
-                [{"image": p} for p in cases], ctx, app.inferer, app.pre_transforms, app.post_transforms, writers,
+                [{"image": source} for _, source in runs], ctx, app.inferer, app.pre_transforms, app.post_transforms, writers,
                 do_validation=False, output_infer_result=True, output_dir=output, progress=settings.progress,
             )
             evaluation = evaluator.run()
         finally:
             ctx.close()
-        for path, case in zip(cases, evaluation.cases):
-            if case.error is not None:
-                result.failed[_case_name(path)] = case.error
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        for (case, source), done in zip(runs, evaluation.cases):
+            if done.error is not None:
+                error = done.error.replace(source, case.path) if case.split else done.error
+                result.failed[case.key] = error
             else:
-                result.written[_case_name(path)] = list(case.outputs)
+                result.written[case.key] = list(done.outputs)
         result.seconds = time.perf_counter() - start
         (logger.warning if result.failed else logger.info)("%s", result.summary())
     return result

@@ -35,6 +35,11 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
                         "(env AI4MED_DEPLOY_PUBLISH; default /publish)")
     g.add_argument("--logs", default=None, help="log folder, deploy.log (env AI4MED_DEPLOY_LOGS; default /logs)")
     g.add_argument("--no_publish", action="store_true", help="write nothing to the publish folder")
+    g.add_argument("--series_filter", default=None, metavar="REGEX",
+                   help="segment only the DICOM series whose Modality or SeriesDescription matches this "
+                        "case-insensitive regular expression (searched, e.g. CT, 'portal|venous', '^MR$'); "
+                        "NIfTI / MetaImage volumes are not filtered (env AI4MED_DEPLOY_SERIES_FILTER; "
+                        "default: every series)")
 
     m = p.add_argument_group("model (local or Triton)")
     m.add_argument("--model", default=None,

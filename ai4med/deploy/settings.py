@@ -12,6 +12,7 @@ variables, then defaults (flag > variable > default).
 | Triton address   | `--triton_url`      | AI4MED_TRITON_URL, NVIDIA_CLARA_TRTISURI      | the config's        |
 | Triton protocol  | `--triton_protocol` | AI4MED_TRITON_PROTOCOL                        | URL scheme / config |
 | Triton timeout   | `--triton_timeout`  | AI4MED_TRITON_TIMEOUT                         | 10 s                |
+| series filter    | `--series_filter`   | AI4MED_DEPLOY_SERIES_FILTER                   | every series        |
 
 Example:
     >>> s = DeploySettings.resolve({"input": "in"}, env={"NVIDIA_CLARA_TRTISURI": "trtis:8000"})
@@ -24,11 +25,12 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DeploySettings", "split_url", "BASE_APP", "ENV"]
+__all__ = ["DeploySettings", "split_url", "compile_series_filter", "BASE_APP", "ENV"]
 
 #: the bundled base application folder (its config/ holds the defaults)
 BASE_APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -43,6 +45,7 @@ ENV = {
     "triton_url": ("AI4MED_TRITON_URL", "NVIDIA_CLARA_TRTISURI"),
     "triton_protocol": ("AI4MED_TRITON_PROTOCOL",),
     "triton_timeout": ("AI4MED_TRITON_TIMEOUT",),
+    "series_filter": ("AI4MED_DEPLOY_SERIES_FILTER",),
 }
 DEFAULTS: dict[str, Any] = {"app": BASE_APP, "input": "/input", "output": "/output", "publish": "/publish",
                             "logs": "/logs", "triton_timeout": 10.0}
@@ -59,6 +62,15 @@ def split_url(url: str) -> tuple[str, str | None]:
     return url.rstrip("/"), None
 
 
+def compile_series_filter(pattern: str, source: str = "") -> re.Pattern[str]:
+    """The series filter as a case-insensitive regular expression; ValueError naming it when invalid."""
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as e:
+        where = f" ({source})" if source else ""
+        raise ValueError(f"series filter {pattern!r}{where} is not a valid regular expression: {e}") from e
+
+
 @dataclass
 class DeploySettings:
     """What the app runs with; `<name>_source` says where each value came from (flag, a variable, default)."""
@@ -72,12 +84,19 @@ class DeploySettings:
     triton_url: str | None = None
     triton_protocol: str | None = None
     triton_timeout: float = 10.0
+    series_filter: str | None = None
     triton_model_name: str | None = None
     device: str | None = None
     publish_enabled: bool = True
     progress: bool | None = None
     overrides: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def series_pattern(self) -> re.Pattern[str] | None:
+        """`series_filter` compiled (case-insensitive), None when no filter is set."""
+        return compile_series_filter(self.series_filter, self.sources.get("series_filter", "")) \
+            if self.series_filter else None
 
     @property
     def triton_url_source(self) -> str:
@@ -117,6 +136,8 @@ class DeploySettings:
                 raise ValueError(f"Triton protocol must be http or grpc, got {values['triton_protocol']!r} "
                                  f"({sources.get('triton_protocol')})")
             values["triton_protocol"] = proto
+        if values.get("series_filter"):
+            compile_series_filter(str(values["series_filter"]), sources.get("series_filter", ""))
         overrides = list(given.get("overrides_set") or []) + list(given.get("overrides") or [])
         return cls(
             **values,

@@ -72,18 +72,22 @@ def _itk_image(mask_xyz: np.ndarray, spacing, origin, direction, dtype=np.int16)
     return img
 
 
-def write_dicom_series(img: sitk.Image, folder: str) -> str:
-    """`img` as an axial DICOM series, one file per slice (SimpleITK's DicomSeriesFromArray recipe)."""
+def write_dicom_series(img: sitk.Image, folder: str, series_uid: str = "1.2.826.0.1.3680043.2.1125.1.42",
+                       series_number: int | None = None, description: str = "deploy test series",
+                       modality: str = "CT", prefix: str = "slice") -> str:
+    """`img` as a DICOM series, one file `<prefix>NNN.dcm` per slice (SimpleITK's DicomSeriesFromArray
+    recipe); several series may share a folder (give each its own `series_uid` and `prefix`)."""
     os.makedirs(folder, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     direction = img.GetDirection()
-    series_uid = "1.2.826.0.1.3680043.2.1125.1.42"
     tags = [
-        ("0008|0060", "CT"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1.41"), ("0020|000e", series_uid),
+        ("0008|0060", modality), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1.41"), ("0020|000e", series_uid),
         ("0020|0037", "\\".join(f"{v:.6f}" for v in (*direction[0:7:3], *direction[1:8:3]))),
-        ("0008|103e", "deploy test series"), ("0028|1052", "0"), ("0028|1053", "1"),
+        ("0008|103e", description), ("0028|1052", "0"), ("0028|1053", "1"),
     ]
+    if series_number is not None:
+        tags.append(("0020|0011", str(series_number)))
     for z in range(img.GetDepth()):
         s = img[:, :, z]
         for tag, value in tags:
@@ -91,9 +95,17 @@ def write_dicom_series(img: sitk.Image, folder: str) -> str:
         s.SetMetaData("0020|0032", "\\".join(f"{v:.6f}" for v in img.TransformIndexToPhysicalPoint((0, 0, z))))
         s.SetMetaData("0020|0013", str(z + 1))
         s.SetMetaData("0008|0018", f"{series_uid}.{z + 1}")
-        writer.SetFileName(os.path.join(folder, f"slice{z:03d}.dcm"))
+        writer.SetFileName(os.path.join(folder, f"{prefix}{z:03d}.dcm"))
         writer.Execute(s)
     return folder
+
+
+def sphere_image(shape: tuple[int, int, int], spacing: tuple[float, float, float], origin: tuple[float, float, float],
+                 radius_mm: float, centre_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+                 ) -> tuple[sitk.Image, np.ndarray]:
+    """An axial int16 image of a bright ball, and its mask (x, y, z)."""
+    mask = sphere(shape, spacing, radius_mm, centre_shift)
+    return _itk_image(mask, spacing, origin, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)), mask
 
 
 def make_inputs(folder: str) -> dict[str, dict]:
