@@ -7,6 +7,10 @@ own subprocess with its own defaults (MONAI: plain torch under `no_grad`; ai4med
 the default CPU path are measured first (the OpenVINO row's first call includes the model's
 conversion), then MONAI and ai4med are timed alternately over several rounds; medians are reported.
 
+Where a CUDA device is present, GPU rows (MONAI fp32, ai4med fp32/fp16/bf16 autocast, ONNX
+Runtime's TensorRT provider in fp16 when onnxruntime-gpu has it) are measured too; their "vs MONAI"
+column is against MONAI fp32 on the same GPU. Elsewhere they are listed as skipped.
+
 Usage:
     .venv/bin/python bench/inference.py                  # full benchmark
     .venv/bin/python bench/inference.py --compile        # also time torch.compile (+ channels_last_3d)
@@ -42,7 +46,15 @@ CANDIDATES = {
     "ai4med torch.compile": ("ai4med", {"precision": "fp32", "compile": True}, {}),
     "ai4med torch.compile + channels_last_3d": ("ai4med", {"precision": "fp32", "compile": True,
                                                            "channels_last": True}, {}),
+    # GPU rows: measured where a CUDA device is present, listed as skipped elsewhere
+    "MONAI fp32 (cuda)": ("monai", {"device": "cuda"}, {}),
+    "ai4med fp32 (cuda)": ("ai4med", {"precision": "fp32", "device": "cuda"}, {}),
+    "ai4med fp16 autocast (cuda)": ("ai4med", {"precision": "fp16", "device": "cuda"}, {}),
+    "ai4med bf16 autocast (cuda)": ("ai4med", {"precision": "bf16", "device": "cuda"}, {}),
+    "ai4med ORT TensorRT EP fp16 (cuda)": ("onnx", {"tensorrt": True}, {}),
 }
+GPU_ROWS = [name for name, (_, options, _) in CANDIDATES.items() if options.get("device") == "cuda"
+            or options.get("tensorrt")]
 
 
 FP32 = "ai4med fp32 (torch, exact)"
@@ -67,18 +79,26 @@ def run_worker(side: str, options: dict, work: Path, repeats: int, out: Path | N
     if side == "monai":
         from monai.inferers import sliding_window_inference
 
-        x = torch.from_numpy(image)
+        device = torch.device(options.get("device", "cpu"))
+        net = net.to(device)
+        x = torch.from_numpy(image).to(device)
 
-        def infer():
+        def infer():  # .cpu() waits for the device, so GPU timings are complete
             with torch.no_grad():
-                return sliding_window_inference(x, ROI, BATCH, net, overlap=OVERLAP).numpy()
+                return sliding_window_inference(x, ROI, BATCH, net, overlap=OVERLAP).cpu().numpy()
     else:
         from ai4med.components.inferers.torch_inferers import TorchScanWindowInferer
 
         if side == "onnx":
             from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
 
-            ctx = OnnxInferenceContext(export_onnx(net, work), device="cpu")
+            if options.get("tensorrt"):
+                trt = ("TensorrtExecutionProvider", {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                                                     "trt_engine_cache_path": str(work / "trt_cache")})
+                ctx = OnnxInferenceContext(export_onnx(net, work), providers=[trt, "CUDAExecutionProvider",
+                                                                              "CPUExecutionProvider"])
+            else:
+                ctx = OnnxInferenceContext(export_onnx(net, work), device="cpu")
         else:
             from ai4med.components.inferers.torch_predictor import TorchInferenceContext
 
@@ -113,7 +133,8 @@ def window_probe(work: Path) -> dict:
     tune_malloc()
     net, x = build_net(work), torch.randn(1, 1, *ROI)
     res = {"amx_bf16": cpu_has_amx_bf16(), "mkldnn": torch.backends.mkldnn.is_available(),
-           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cuda": torch.cuda.is_available(),
+           "tensorrt_ep": _has_tensorrt_ep()}
     with torch.inference_mode():
         for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
             with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
@@ -122,6 +143,14 @@ def window_probe(work: Path) -> dict:
                 net(x)
                 res[name] = time.perf_counter() - start
     return res
+
+
+def _has_tensorrt_ep() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "TensorrtExecutionProvider" in ort.get_available_providers()
 
 
 def export_onnx(net, work: Path) -> Path:
@@ -210,6 +239,12 @@ def main() -> None:
         if "torch.compile" in name and not a.compile:
             rows[name] = {"skip": "not measured (pass --compile)"}
             continue
+        if name in GPU_ROWS and not probe["cuda"]:
+            rows[name] = {"skip": "no CUDA device"}
+            continue
+        if "TensorRT" in name and not probe["tensorrt_ep"]:
+            rows[name] = {"skip": "onnxruntime has no TensorrtExecutionProvider (onnxruntime-gpu + TensorRT)"}
+            continue
         if "OpenVINO" in name and importlib.util.find_spec("openvino") is None:
             rows[name] = {"skip": "openvino not installed (pip install openvino)"}
             continue
@@ -237,6 +272,8 @@ def main() -> None:
           f"{rows[FP32]['threads']}; medians over runs")
     print(f"{'configuration':40s} {'median s':>9s} {'vs MONAI':>9s} {'max|d| fp32':>12s} {'Dice vs fp32':>13s}")
     print(f"{'MONAI sliding_window_inference (fp32)':40s} {monai_med:9.3f} {1.0:9.2f} {'':>12s} {'':>13s}")
+    gpu_monai = rows.get("MONAI fp32 (cuda)", {})
+    gpu_base = statistics.median(gpu_monai["times"]) if "times" in gpu_monai else None
     for name, row in rows.items():
         if "skip" in row:
             print(f"{name:40s} {'-':>9s} {'':9s} {'':12s} {'':13s} {row['skip']}")
@@ -244,7 +281,8 @@ def main() -> None:
         out = np.load(row["out"])
         med = statistics.median(row["times"])
         extra = f" (first call {row['warmup']:.1f} s)"
-        print(f"{name:40s} {med:9.3f} {monai_med / med:9.2f} {float(np.abs(out - fp32).max()):12.2e} "
+        base = gpu_base if name in GPU_ROWS and gpu_base else monai_med  # GPU rows: vs MONAI on the GPU
+        print(f"{name:40s} {med:9.3f} {base / med:9.2f} {float(np.abs(out - fp32).max()):12.2e} "
               f"{dice_fg(out, fp32):13.4f}{extra}")
     print(f"{'ai4med default (auto: ' + default_precision + ')':40s} {default_med:9.3f} "
           f"{monai_med / default_med:9.2f} {float(np.abs(default_arr - fp32).max()):12.2e} "
