@@ -10,7 +10,10 @@ has AMX and `use_amp` is on).
 `channels_last` alone and `compile` + `channels_last` (`nn.Module.compile()`, as the trainer
 does). The first step (where compilation happens) is never timed; its time is reported.
 
-    python bench/train_step.py [--steps 5] [--size 96] [--amp] [--compile]
+`--device cuda` runs both sides on the GPU (each step is timed up to `torch.cuda.synchronize()`);
+with `--amp` the ai4med side then autocasts to fp16 with a GradScaler, as `use_amp` does.
+
+    python bench/train_step.py [--steps 5] [--size 96] [--amp] [--compile] [--device cuda]
 
 Ends with `BENCH train_step_speedup_vs_monai <ratio>` (the default ai4med side vs MONAI).
 """
@@ -36,16 +39,23 @@ def _data(size: int):
     return x, y
 
 
-def run_monai(steps: int, size: int) -> tuple[list[float], float]:
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_monai(steps: int, size: int, device: str = "cpu") -> tuple[list[float], float]:
     import torch
     from monai.losses import DiceCELoss
     from monai.networks.nets import UNet
 
     torch.manual_seed(0)
-    net = UNet(3, 1, 2, CHANNELS, STRIDES, num_res_units=2)
+    net = UNet(3, 1, 2, CHANNELS, STRIDES, num_res_units=2).to(device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
-    x, y = _data(size)
+    x, y = (t.to(device) for t in _data(size))
     times = []
     net.train()
     for _ in range(steps + 2):
@@ -54,12 +64,13 @@ def run_monai(steps: int, size: int) -> tuple[list[float], float]:
         loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
+        _sync(device)
         times.append(time.perf_counter() - t)
     return times[2:], times[0]
 
 
 def run_ai4med(steps: int, size: int, amp: bool, channels_last: bool = False,
-               compile_net: bool = False) -> tuple[list[float], float, str]:
+               compile_net: bool = False, device: str = "cpu") -> tuple[list[float], float, str]:
     import torch
 
     from ai4med.components.inferers.precision import resolve_precision, tune_malloc
@@ -71,14 +82,15 @@ def run_ai4med(steps: int, size: int, amp: bool, channels_last: bool = False,
     torch.manual_seed(0)
     model = get_registry("models").get("Unet")(num_classes=2, channels=list(CHANNELS), strides=list(STRIDES),
                                                num_res_units=2, final_activation="softmax")
+    model.net.to(device)
     loss = get_registry("losses").get("CrossEntropyDice")()
     opt = get_registry("optimizers").get("Adam")(learning_rate=1e-4).get_optimizer(model.net.parameters())
-    precision = resolve_precision("auto", "cpu") if amp else "fp32"
+    precision = resolve_precision("auto", device) if amp else "fp32"
     if channels_last:  # what the trainer does for the `channels_last` / `compile` globals
         to_channels_last(model.net)
     if compile_net:
         model.net.compile()
-    step = TrainStep(model, model.net, loss, opt, torch.device("cpu"), precision, channels_last=channels_last)
+    step = TrainStep(model, model.net, loss, opt, torch.device(device), precision, channels_last=channels_last)
     engine = Engine(step)
     x, y = _data(size)
     batch = {"image": x, "label": y}
@@ -86,12 +98,14 @@ def run_ai4med(steps: int, size: int, amp: bool, channels_last: bool = False,
     for _ in range(steps + 2):
         t = time.perf_counter()
         step(engine, batch)
+        _sync(device)
         times.append(time.perf_counter() - t)
     return times[2:], times[0], precision
 
 
-def _child(side: str, steps: int, size: int, amp: bool, *flags: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", side, "--steps", str(steps), "--size", str(size), *flags]
+def _child(side: str, steps: int, size: int, amp: bool, *flags: str, device: str = "cpu") -> dict:
+    cmd = [sys.executable, __file__, "--child", side, "--steps", str(steps), "--size", str(size),
+           "--device", device, *flags]
     if amp:
         cmd.append("--amp")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -105,23 +119,29 @@ def main() -> None:
     p.add_argument("--amp", action="store_true", help="ai4med side with use_amp (bf16 on AMX CPUs)")
     p.add_argument("--compile", action="store_true",
                    help="also ai4med with channels_last, and with compile + channels_last")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both sides run")
     p.add_argument("--child", choices=["monai", "ai4med"], help=argparse.SUPPRESS)
     p.add_argument("--channels-last", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--compile-net", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child == "monai":
-        times, first = run_monai(a.steps, a.size)
+        times, first = run_monai(a.steps, a.size, a.device)
         print(json.dumps({"times": times, "first": first, "precision": "fp32"}))
         return
     if a.child == "ai4med":
-        times, first, precision = run_ai4med(a.steps, a.size, a.amp, a.channels_last, a.compile_net)
+        times, first, precision = run_ai4med(a.steps, a.size, a.amp, a.channels_last, a.compile_net, a.device)
         print(json.dumps({"times": times, "first": first, "precision": precision}))
         return
-    rows = {side: _child(side, a.steps, a.size, a.amp) for side in ("monai", "ai4med")}
+    if a.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device here")
+    rows = {side: _child(side, a.steps, a.size, a.amp, device=a.device) for side in ("monai", "ai4med")}
     if a.compile:
-        rows["ai4med +channels_last"] = _child("ai4med", a.steps, a.size, a.amp, "--channels-last")
+        rows["ai4med +channels_last"] = _child("ai4med", a.steps, a.size, a.amp, "--channels-last", device=a.device)
         rows["ai4med +compile+channels_last"] = _child("ai4med", a.steps, a.size, a.amp, "--channels-last",
-                                                       "--compile-net")
+                                                       "--compile-net", device=a.device)
     med = {side: statistics.median(r["times"]) for side, r in rows.items()}
     print(f"training step, UNet 16-256, batch 2 x {a.size}^3, DiceCE + Adam, {a.steps} timed steps (median; "
           "the first 2 steps untimed)")
