@@ -39,7 +39,7 @@ class TrainSettings:
     num_training_epoch_per_valid: int = 1
     learning_rate: float = 1e-4
     multi_gpu: bool = False
-    use_amp: bool = False
+    use_amp: bool | str = False  # true (the machine's mode), or "bf16" / "fp16" to choose the autocast type
     compile: bool = False
     channels_last: bool = False
     determinism: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +57,7 @@ class TrainSettings:
             num_training_epoch_per_valid=int(get("num_training_epoch_per_valid", 1)),
             learning_rate=float(get("learning_rate", 1e-4)),
             multi_gpu=_as_bool(get("multi_gpu", False)),
-            use_amp=_as_bool(get("use_amp", False)),
+            use_amp=_amp_setting(get("use_amp", False), cfg),
             compile=_as_bool(get("compile", False)),
             channels_last=_as_bool(get("channels_last", False)),
             determinism=dict(get("determinism", {}) or {}),
@@ -68,6 +68,18 @@ class TrainSettings:
         if s.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {s.epochs}", cfg.file, "/epochs")
         return s
+
+
+AMP_TYPES = ("bf16", "fp16")
+
+
+def _amp_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
+    """`use_amp`: a boolean (true: the machine's mode, see `_amp_precision`) or "bf16" / "fp16"."""
+    if isinstance(v, str) and v.strip().lower() in AMP_TYPES:
+        return v.strip().lower()
+    if isinstance(v, bool) or str(v).strip().lower() in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        return _as_bool(v)
+    raise ConfigError(f"use_amp must be true, false, \"bf16\" or \"fp16\", got {v!r}", cfg.file, "/use_amp")
 
 
 def _as_bool(v: Any) -> bool:
@@ -85,9 +97,14 @@ def seed_everything(determinism: dict[str, Any]) -> int | None:
     return seed
 
 
-def _amp_precision(use_amp: bool, device: torch.device) -> str:
+def _amp_precision(use_amp: bool | str, device: torch.device) -> str:
+    """true -> bf16 autocast on AMX CPUs, fp16 (+ GradScaler) on GPUs, fp32 elsewhere; "bf16" /
+    "fp16" -> that autocast type wherever it runs (bf16 on GPUs from Ampere on; on CPUs without AMX
+    it is emulated and slower than fp32)."""
     from ai4med.components.inferers.precision import resolve_precision
 
+    if isinstance(use_amp, str):
+        return resolve_precision(use_amp, device)
     return resolve_precision("auto", device) if use_amp else "fp32"
 
 
