@@ -17,9 +17,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["run", "run_bulk", "options_from_args", "apply_runtime"]
+__all__ = ["run", "run_bulk", "options_from_args", "apply_runtime", "precision_of_use_amp"]
 
 logger = logging.getLogger(__name__)
+
+
+def precision_of_use_amp(use_amp: Any) -> str:
+    """The inference precision a config's `use_amp` asks for: "bf16"/"fp16" as chosen, true -> "auto",
+    anything else (absent, false) -> exact "fp32"."""
+    value = use_amp.strip().lower() if isinstance(use_amp, str) else use_amp
+    if value in ("bf16", "fp16"):
+        return value
+    return "auto" if value is True or value in ("true", "1", "yes", "on") else "fp32"
 
 
 def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
@@ -27,7 +36,7 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
     from ai4med.workflows.bulk_evaluator import EvalOptions
 
     use_amp = cfg.get("/use_amp", cfg.variables.get("use_amp"))
-    precision = args.precision or ("auto" if args.amp or use_amp is True else "fp32")
+    precision = args.precision or ("auto" if args.amp else precision_of_use_amp(use_amp))
     opts = EvalOptions(
         mode=mode, datalist=args.datalist, data_list_key=args.data_list_key, file_root=args.file_root,
         output_dir=args.output, model_file_path=args.model_file_path, model_name=args.model_name,

@@ -42,3 +42,10 @@ def test_explicit_bf16_trains_under_bf16_autocast(tmp_path, synthetic_data):
     loss = trainer.history[-1]["train_loss"]
     assert 0.0 < loss < 10.0
     assert os.path.exists(os.path.join(root, "models", "model.pt"))
+
+
+def test_infer_and_evaluate_follow_the_configs_use_amp():
+    from ai4med.apps.evaluate import precision_of_use_amp
+
+    assert [precision_of_use_amp(v) for v in (None, False, "false", True, "true", "BF16", "fp16")] == [
+        "fp32", "fp32", "fp32", "auto", "auto", "bf16", "fp16"]
