@@ -70,7 +70,8 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
                    help="what runs a checkpoint / TorchScript model: auto (openvino for precision auto on a CPU "
                         "without AMX, else torch), torch, or an fp32 CPU runtime the model is converted to on first "
                         "use: onnxruntime, or openvino (1.5x torch fp32 on a 2-core AVX2 CPU, after ~1.5 s of "
-                        "conversion)")
+                        "conversion). An ONNX file runs on auto (openvino on a CPU, else ONNX Runtime), onnxruntime "
+                        "or openvino")
     p.add_argument("--keep_largest_cc", action="store_true",
                    help="default post-processing keeps the largest connected component of each class")
     p.add_argument("--no_overwrite", action="store_true",

@@ -6,7 +6,8 @@ metrics (default: per-case, per-class Dice). Reports `<metric>_raw_results.txt` 
 per case: name, then one value per class) and `<metric>_summary_results.txt` go to `-o`
 (else each metric's report_path, else the MMAR's eval/). `--save_predictions` also writes
 the predictions. `--runtime onnxruntime|openvino` runs a checkpoint / TorchScript model through
-that fp32 CPU runtime (converted on first use). Exit code 1 when a case failed.
+that fp32 CPU runtime (converted on first use); an ONNX file runs on OpenVINO on a CPU by default
+(`--runtime onnxruntime`: ONNX Runtime; `--runtime torch` is an error). Exit code 1 when a case failed.
 
 The workflow is `ai4med.workflows.bulk_evaluator`; `ai4med infer` is the same run with
 predictions written and no metrics.
@@ -41,7 +42,8 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
         mode=mode, datalist=args.datalist, data_list_key=args.data_list_key, file_root=args.file_root,
         output_dir=args.output, model_file_path=args.model_file_path, model_name=args.model_name,
         triton_url=args.triton_url, triton_model_name=args.triton_model_name, triton_protocol=args.triton_protocol,
-        device=resolve_device(args.device), precision=precision, keep_largest_cc=args.keep_largest_cc,
+        device=resolve_device(args.device), precision=precision, runtime=getattr(args, "runtime", "auto") or "auto",
+        keep_largest_cc=args.keep_largest_cc,
         progress=False if args.no_progress else None, overwrite=not args.no_overwrite,
     )
     if mode == "infer" and getattr(args, "validate", False):
@@ -52,15 +54,20 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
 
 
 def apply_runtime(ctx: Any, runtime: str) -> None:
-    """Switch a torch context to `--runtime` (the bulk evaluator builds it with the default, torch)."""
+    """Switch a torch context to `--runtime` (the bulk evaluator builds it with the default, torch).
+    ONNX files took theirs when their context was built (`EvalOptions.runtime`); nothing to do."""
     if runtime == "auto":
         return
+    from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
+    from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext
     from ai4med.errors import UserError
 
+    if isinstance(ctx, (OnnxInferenceContext, OpenVinoInferenceContext)):
+        return
     if not isinstance(ctx, TorchInferenceContext):
-        raise UserError(f"--runtime {runtime} applies to checkpoint and TorchScript models, not to "
-                        f"{type(ctx).__name__} (an ONNX file always runs on ONNX Runtime; Triton on the server)")
+        raise UserError(f"--runtime {runtime} applies to checkpoint, TorchScript and ONNX model files, not to "
+                        f"{type(ctx).__name__} (Triton runs the model on the server)")
     try:
         ctx.set_runtime(runtime)
     except (ValueError, ImportError) as exc:

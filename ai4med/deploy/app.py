@@ -2,7 +2,8 @@
 
 For each input (a NIfTI / MetaImage volume, or a DICOM series) of the input folder:
 pre-transforms -> scanning-window inference (client-side; windows go to a local TorchScript /
-ONNX Runtime model or to Triton over HTTP / gRPC) -> post-transforms -> writers:
+ONNX model (OpenVINO on a CPU by default; `--runtime onnxruntime`: ONNX Runtime) or to Triton over
+HTTP / gRPC) -> post-transforms -> writers:
 
 * `<output>/<input name>.mhd` + `.raw`: the segmentation, with the input's geometry;
 * `<publish>/image.mhd`, `image.seg.mhd` (+ `.raw`) and `config_render.json` for the render
@@ -259,13 +260,18 @@ def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
         path = _local_model_path(local, app.root)
         device = resolve_device(settings.device)
         try:
-            ctx = context_for_file(path, None, device, "fp32")
+            ctx = context_for_file(path, None, device, "fp32", runtime=settings.runtime)
         except UserError:
             raise
         except Exception as e:
             raise DeployError(f"cannot load the model {path}: {type(e).__name__}: {e}") from e
-        kind = "ONNX Runtime" if path.lower().endswith(".onnx") else "TorchScript"
-        return ctx, f"local {kind} model {path} on {device} (from {local_source})"
+        line = f"local {'ONNX' if path.lower().endswith('.onnx') else 'TorchScript'} model {path} on {device}"
+        if path.lower().endswith(".onnx"):
+            engine = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[ctx.runtime]
+            origin = settings.sources.get("runtime", "default")
+            line += f", runtime {engine} (--runtime {settings.runtime}" + (
+                f" from {origin})" if origin != "default" else ")")
+        return ctx, f"{line} (from {local_source})"
     url, protocol, source = _triton_target(app, settings)
     name = settings.triton_model_name or app.model_config["model_name"]
     t = time.monotonic()
@@ -283,9 +289,10 @@ def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
 def _match_nodes(ctx: Any, model_config: dict[str, Any], model_config_file: str) -> None:
     """Check the model's input/output names against model_config.json; its first output is the prediction."""
     from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
+    from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
     from ai4med.components.inferers.triton_predictor import TritonInferenceContext
 
-    if not isinstance(ctx, (OnnxInferenceContext, TritonInferenceContext)):
+    if not isinstance(ctx, (OnnxInferenceContext, OpenVinoInferenceContext, TritonInferenceContext)):
         return  # TorchScript modules have no tensor names
     inputs, outputs = model_config["input_node_names"], model_config["output_node_names"]
     if set(inputs) != set(ctx.input_names):

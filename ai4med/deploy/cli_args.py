@@ -56,6 +56,10 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--triton_timeout", type=float, default=None,
                    help="seconds allowed to reach the server and for each request (env AI4MED_TRITON_TIMEOUT; "
                         "default 10)")
+    m.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino"], default=None,
+                   help="what runs a local ONNX model: auto (OpenVINO on a CPU, 1.7x ONNX Runtime on the bench "
+                        "UNet; ONNX Runtime with CUDA on a GPU), onnxruntime or openvino (CPU only) "
+                        "(env AI4MED_DEPLOY_RUNTIME; default auto). TorchScript models and Triton are unaffected")
     m.add_argument("--device", default=None, help="local model: cpu, cuda, cuda:1 (default: cuda if available)")
 
     r = p.add_argument_group("run")

@@ -13,6 +13,7 @@ variables, then defaults (flag > variable > default).
 | Triton protocol  | `--triton_protocol` | AI4MED_TRITON_PROTOCOL                        | URL scheme / config |
 | Triton timeout   | `--triton_timeout`  | AI4MED_TRITON_TIMEOUT                         | 10 s                |
 | series filter    | `--series_filter`   | AI4MED_DEPLOY_SERIES_FILTER                   | every series        |
+| ONNX runtime     | `--runtime`         | AI4MED_DEPLOY_RUNTIME                         | auto (OpenVINO/CPU) |
 
 Example:
     >>> s = DeploySettings.resolve({"input": "in"}, env={"NVIDIA_CLARA_TRTISURI": "trtis:8000"})
@@ -46,9 +47,12 @@ ENV = {
     "triton_protocol": ("AI4MED_TRITON_PROTOCOL",),
     "triton_timeout": ("AI4MED_TRITON_TIMEOUT",),
     "series_filter": ("AI4MED_DEPLOY_SERIES_FILTER",),
+    "runtime": ("AI4MED_DEPLOY_RUNTIME",),
 }
 DEFAULTS: dict[str, Any] = {"app": BASE_APP, "input": "/input", "output": "/output", "publish": "/publish",
-                            "logs": "/logs", "triton_timeout": 10.0}
+                            "logs": "/logs", "triton_timeout": 10.0, "runtime": "auto"}
+#: what runs a local ONNX model: auto (OpenVINO on a CPU, else ONNX Runtime), onnxruntime, openvino
+RUNTIMES = ("auto", "onnxruntime", "openvino")
 
 
 def split_url(url: str) -> tuple[str, str | None]:
@@ -85,6 +89,7 @@ class DeploySettings:
     triton_protocol: str | None = None
     triton_timeout: float = 10.0
     series_filter: str | None = None
+    runtime: str = "auto"
     triton_model_name: str | None = None
     device: str | None = None
     publish_enabled: bool = True
@@ -136,6 +141,11 @@ class DeploySettings:
                 raise ValueError(f"Triton protocol must be http or grpc, got {values['triton_protocol']!r} "
                                  f"({sources.get('triton_protocol')})")
             values["triton_protocol"] = proto
+        runtime = str(values.get("runtime", "auto")).strip().lower()
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {values['runtime']!r} "
+                             f"({sources.get('runtime')})")
+        values["runtime"] = runtime
         if values.get("series_filter"):
             compile_series_filter(str(values["series_filter"]), sources.get("series_filter", ""))
         overrides = list(given.get("overrides_set") or []) + list(given.get("overrides") or [])

@@ -573,13 +573,37 @@ def _existing(cfg: Any, path: str) -> str:
     return cfg.resolve_path(path)
 
 
+ONNX_RUNTIMES = ("auto", "onnxruntime", "openvino")
+
+
+def onnx_runtime_for(device: str = "cpu", runtime: str = "auto") -> str:
+    """The runtime that runs an ONNX file: "onnxruntime" or "openvino" as asked; "auto": OpenVINO on a
+    CPU when openvino is installed, else ONNX Runtime (its CUDA provider on a GPU)."""
+    if runtime not in ONNX_RUNTIMES:
+        raise UserError(f"runtime {runtime!r} does not run an ONNX file; use one of {', '.join(ONNX_RUNTIMES)}"
+                        + (" (torch runs checkpoints and TorchScript models)" if runtime == "torch" else ""))
+    if runtime == "openvino" and str(device) != "cpu":
+        raise UserError(f"runtime 'openvino' runs ONNX files on the CPU, not on {device}; use --device cpu "
+                        "or --runtime onnxruntime")
+    if runtime != "auto":
+        return runtime
+    from ai4med.components.inferers.openvino_runtime import openvino_available
+
+    return "openvino" if str(device) == "cpu" and openvino_available() else "onnxruntime"
+
+
 def context_for_file(path: str, cfg: Any = None, device: str = "cpu", precision: str = "fp32",
-                     node: Any = None) -> Any:
-    """The inference context of a model file: `.onnx` (ONNX Runtime), a TorchScript archive, or a
-    checkpoint (network from `cfg`)."""
+                     node: Any = None, runtime: str = "auto") -> Any:
+    """The inference context of a model file: `.onnx` (OpenVINO or ONNX Runtime, see `onnx_runtime_for`),
+    a TorchScript archive, or a checkpoint (network from `cfg`). `runtime` applies to ONNX files only
+    (torch contexts take theirs with `set_runtime`)."""
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext, TorchScriptInferenceContext
 
     if path.lower().endswith(".onnx"):
+        if onnx_runtime_for(device, runtime) == "openvino":
+            from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
+
+            return OpenVinoInferenceContext(path)
         from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
 
         return OnnxInferenceContext(path, device="cpu" if device == "cpu" else "auto")
@@ -625,8 +649,8 @@ class ModelFileLoader:
         if not self.path:
             raise ValueError("give model_file_path")
 
-    def load(self, cfg: Any, device: str = "cpu", precision: str = "fp32") -> Any:
-        return context_for_file(cfg.resolve_path(self.path), cfg, device, precision)
+    def load(self, cfg: Any, device: str = "cpu", precision: str = "fp32", runtime: str = "auto") -> Any:
+        return context_for_file(cfg.resolve_path(self.path), cfg, device, precision, runtime=runtime)
 
 
 class TritonModelLoader:
@@ -685,6 +709,7 @@ class EvalOptions:
     triton_protocol: str = "http"
     device: str = "cpu"
     precision: str = "fp32"
+    runtime: str = "auto"
     keep_largest_cc: bool = False
     do_validation: bool | None = None
     output_infer_result: bool | None = None
@@ -711,11 +736,14 @@ def make_inference_context(cfg: Any, opts: EvalOptions) -> Any:
                 cfg, path, opts.model_name)
         if not os.path.isfile(path):
             raise UserError(f"model file {path} does not exist")
-        return context_for_file(path, cfg, opts.device, opts.precision)
+        return context_for_file(path, cfg, opts.device, opts.precision, runtime=opts.runtime)
     loader = None if is_train_config(cfg) else build_model_loader(cfg)
+    if isinstance(loader, ModelFileLoader):
+        return loader.load(cfg, opts.device, opts.precision, runtime=opts.runtime)
     if loader is not None:
         return loader.load(cfg, opts.device, opts.precision)
-    return context_for_file(find_checkpoint(cfg, None, opts.model_name), cfg, opts.device, opts.precision)
+    return context_for_file(find_checkpoint(cfg, None, opts.model_name), cfg, opts.device, opts.precision,
+                            runtime=opts.runtime)
 
 
 def _datalist(cfg: Any, opts: EvalOptions, pipeline_pointer: str) -> tuple[str, str, str | None]:

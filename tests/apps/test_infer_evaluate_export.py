@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 
 import nibabel as nib
@@ -209,8 +210,31 @@ def test_infer_with_runtime_openvino_writes_the_torch_masks(mmar, tmp_path, capl
         assert a.any() and np.array_equal(a, b)
     assert "path unavailable" not in caplog.text  # converted, not the torch fallback
     assert parse(add_evaluate_args, ["-m", mmar, "--runtime", "openvino"]).runtime == "openvino"
-    with pytest.raises(UserError, match="--runtime openvino applies to checkpoint and TorchScript"):
+    with pytest.raises(UserError, match="--runtime openvino applies to checkpoint, TorchScript and ONNX"):
         evaluate.apply_runtime(object(), "openvino")
+
+
+def test_infer_onnx_file_with_runtime_openvino_writes_the_onnxruntime_masks(mmar, tmp_path, caplog) -> None:
+    pytest.importorskip("openvino")
+    models = os.path.join(mmar, "models")
+    if not os.path.exists(os.path.join(models, "model.onnx")):
+        export.run(parse(add_export_args, ["-m", mmar, "--no_triton"]))
+    onnx_file = os.path.join(models, "model.onnx")
+    outs = {}
+    caplog.set_level(logging.INFO)
+    for runtime in ("onnxruntime", "openvino", "auto"):
+        outs[runtime] = tmp_path / runtime
+        assert infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(outs[runtime]), "--no_progress",
+                                                "--model_file_path", onnx_file, "--runtime", runtime])) == 0
+    assert "OpenVinoInferenceContext" in caplog.text and "OnnxInferenceContext" in caplog.text
+    for item in _validation_items(mmar):
+        a = np.asarray(nib.load(_prediction(str(outs["onnxruntime"]), item["image"])).dataobj)
+        for other in ("openvino", "auto"):
+            b = np.asarray(nib.load(_prediction(str(outs[other]), item["image"])).dataobj)
+            assert a.any() and np.array_equal(a, b)
+    with pytest.raises(UserError, match="runtime 'torch' does not run an ONNX file"):
+        infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(tmp_path / "t"), "--no_progress",
+                                         "--model_file_path", onnx_file, "--runtime", "torch"]))
 
 
 def test_export_fp16_python_backend(mmar, tmp_path, capsys) -> None:

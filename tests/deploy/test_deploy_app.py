@@ -92,6 +92,28 @@ def test_nifti_metaimage_and_dicom_inputs(env, tmp_path, model, capsys) -> None:
     assert "deploy summary: 3 of 3" in capsys.readouterr().out
 
 
+def test_default_openvino_runtime_matches_onnxruntime(env, tmp_path, monkeypatch, caplog) -> None:
+    pytest.importorskip("openvino")
+    model = os.path.join(env["app"], "models", "model.onnx")
+    inputs = str(env["root"] / "input")
+    with caplog.at_level("INFO", logger="ai4med"):
+        rc, default = _run(env["app"], tmp_path / "auto", "--model", model, "--device", "cpu", inputs=inputs)
+    assert rc == EXIT_OK
+    assert "runtime OpenVINO (--runtime auto)" in caplog.text  # the log says which runtime runs the model
+    monkeypatch.setenv("AI4MED_DEPLOY_RUNTIME", "onnxruntime")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ai4med"):
+        rc, ort = _run(env["app"], tmp_path / "ort", "--model", model, "--device", "cpu", inputs=inputs)
+    assert rc == EXIT_OK
+    assert "runtime ONNX Runtime (--runtime onnxruntime from AI4MED_DEPLOY_RUNTIME)" in caplog.text
+    for name, case in env["cases"].items():
+        a = _labels(os.path.join(default["output"], case["output"]))
+        b = _labels(os.path.join(ort["output"], case["output"]))
+        for label in np.unique(np.concatenate([np.unique(a), np.unique(b)])):
+            if label:
+                assert dice(a == label, b == label) >= 0.99, (name, label)
+
+
 def test_single_input_publishes_flat_and_pydicom_ct5n(env, tmp_path) -> None:
     import pydicom
 
@@ -180,6 +202,13 @@ def test_settings_flags_then_environment_then_defaults() -> None:
     assert DeploySettings.resolve({}, {"AI4MED_TRITON_URL": "a:1", "NVIDIA_CLARA_TRTISURI": "b:2"}).triton_url == "a:1"
     with pytest.raises(ValueError, match="http or grpc"):
         DeploySettings.resolve({"triton_protocol": "udp"}, {})
+    assert (DeploySettings.resolve({}, {}).runtime, DeploySettings.resolve({}, env).sources["runtime"]) == (
+        "auto", "default")
+    s = DeploySettings.resolve({"runtime": "openvino"}, {"AI4MED_DEPLOY_RUNTIME": "onnxruntime"})
+    assert (s.runtime, s.sources["runtime"]) == ("openvino", "flag --runtime")
+    assert DeploySettings.resolve({}, {"AI4MED_DEPLOY_RUNTIME": "ONNXRuntime"}).runtime == "onnxruntime"
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        DeploySettings.resolve({}, {"AI4MED_DEPLOY_RUNTIME": "torch"})
 
 
 def test_model_config_is_checked(env, tmp_path, capsys) -> None:

@@ -53,8 +53,10 @@ def _run(app: str, folder, *extra: str, inputs: str) -> str:
 
 def test_triton_http_and_grpc_equal_local_onnx(served, tmp_path, monkeypatch, caplog) -> None:
     inputs = str(served["root"] / "input")
+    # ONNX Runtime locally, as inside Triton: exact parity is the point (the default local runtime on a
+    # CPU is OpenVINO; test_deploy_app checks it against ONNX Runtime)
     local = _run(served["app"], tmp_path / "local", "--model", os.path.join(served["app"], "models", "model.onnx"),
-                 inputs=inputs)
+                 "--runtime", "onnxruntime", inputs=inputs)
     monkeypatch.setenv("NVIDIA_CLARA_TRTISURI", served["http"])  # the seed's variable, HTTP
     with caplog.at_level("INFO", logger="ai4med"):
         http = _run(served["app"], tmp_path / "http", inputs=inputs)

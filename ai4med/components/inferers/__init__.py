@@ -10,6 +10,7 @@ Modules (import what you use; this package imports nothing heavy):
     sw_class_inferer   ScanClassWindowInferer (scan_interval rule, final activation)
     torch_predictor    TorchInferenceContext, TorchPredictor, TorchScript context/predictor
     onnx_predictor     OnnxInferenceContext, OnnxPredictor (onnxruntime)
+    openvino_predictor OpenVinoInferenceContext, OpenVinoPredictor (an ONNX file on OpenVINO, CPU)
     triton_predictor   TritonInferenceContext, TritonPredictor (tritonclient http/grpc)
     saliency           TorchSaliencyPredictor / TorchSaliencyInferer (Grad-CAM)
     torch_inferers     TorchSimpleInferer, TorchScanWindowInferer, TorchScanClassWindowInferer, AutoPredictor

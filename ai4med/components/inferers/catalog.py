@@ -29,6 +29,7 @@ PREDICTORS = Registry(
         "TorchPredictor": f"{_P}.torch_predictor:TorchPredictor",
         "TorchScriptPredictor": f"{_P}.torch_predictor:TorchScriptPredictor",
         "OnnxPredictor": f"{_P}.onnx_predictor:OnnxPredictor",
+        "OpenVinoPredictor": f"{_P}.openvino_predictor:OpenVinoPredictor",
         "TritonPredictor": f"{_P}.triton_predictor:TritonPredictor",
         "TorchSaliencyPredictor": f"{_P}.saliency:TorchSaliencyPredictor",
         # seed (TensorFlow) names

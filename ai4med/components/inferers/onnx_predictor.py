@@ -47,6 +47,8 @@ class OnnxInferenceContext(InferenceContext):
         intra_op_num_threads: threads for one operator (None: onnxruntime's default).
     """
 
+    runtime = "onnxruntime"
+
     def __init__(
         self,
         model_path: str | os.PathLike[str],

@@ -28,12 +28,14 @@ from ai4med.components.inferers.sw_inferer import ScanWindowInferer
 def predictor_for(inference_ctx: InferenceContext) -> Predictor:
     """The predictor that runs `inference_ctx`'s back-end."""
     from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext, OnnxPredictor
+    from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext, OpenVinoPredictor
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext, TorchPredictor
     from ai4med.components.inferers.triton_predictor import TritonInferenceContext, TritonPredictor
 
     for ctx_type, predictor in (
         (TorchInferenceContext, TorchPredictor),
         (OnnxInferenceContext, OnnxPredictor),
+        (OpenVinoInferenceContext, OpenVinoPredictor),
         (TritonInferenceContext, TritonPredictor),
     ):
         if isinstance(inference_ctx, ctx_type):
