@@ -42,6 +42,7 @@ CANDIDATES = {
     "ai4med fp32 channels_last_3d": ("ai4med", {"precision": "fp32", "channels_last": True}, {}),
     "ai4med bf16 autocast": ("ai4med", {"precision": "bf16"}, {}),
     "ai4med OnnxInferenceContext (.onnx file)": ("onnx", {}, {}),
+    "ai4med OpenVinoInferenceContext (.onnx file)": ("onnx", {"openvino": True}, {}),
     "ai4med OpenVINO runtime": ("ai4med", {"precision": "fp32", "runtime": "openvino"}, {}),
     "ai4med torch.compile": ("ai4med", {"precision": "fp32", "compile": True}, {}),
     "ai4med torch.compile + channels_last_3d": ("ai4med", {"precision": "fp32", "compile": True,
@@ -97,6 +98,10 @@ def run_worker(side: str, options: dict, work: Path, repeats: int, out: Path | N
                                                      "trt_engine_cache_path": str(work / "trt_cache")})
                 ctx = OnnxInferenceContext(export_onnx(net, work), providers=[trt, "CUDAExecutionProvider",
                                                                               "CPUExecutionProvider"])
+            elif options.get("openvino"):  # the .onnx file on OpenVINO (infer/deploy's CPU default)
+                from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
+
+                ctx = OpenVinoInferenceContext(export_onnx(net, work))
             else:
                 ctx = OnnxInferenceContext(export_onnx(net, work), device="cpu")
         else:
@@ -245,7 +250,7 @@ def main() -> None:
         if "TensorRT" in name and not probe["tensorrt_ep"]:
             rows[name] = {"skip": "onnxruntime has no TensorrtExecutionProvider (onnxruntime-gpu + TensorRT)"}
             continue
-        if "OpenVINO" in name and importlib.util.find_spec("openvino") is None:
+        if "openvino" in name.lower() and importlib.util.find_spec("openvino") is None:
             rows[name] = {"skip": "openvino not installed (pip install openvino)"}
             continue
         rows[name] = measure(name, work, a.repeats)
