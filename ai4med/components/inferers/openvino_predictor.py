@@ -59,7 +59,8 @@ class OpenVinoInferenceContext(InferenceContext):
         self.compiled = core.compile_model(model, "CPU", self.config)
         self.model_path = str(model_path)
         self._lock = threading.Lock()
-        graph_inputs, graph_outputs = _onnx_names(self.model_path)
+        ambiguous = any(len(p.get_names()) > 1 for p in (*self.compiled.inputs, *self.compiled.outputs))
+        graph_inputs, graph_outputs = _onnx_names(self.model_path) if ambiguous else (set(), set())
         self._inputs = {_name(p, graph_inputs): p for p in self.compiled.inputs}
         self._outputs = {_name(p, graph_outputs): p for p in self.compiled.outputs}
         super().__init__(list(self._inputs), list(self._outputs))
