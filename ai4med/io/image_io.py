@@ -294,17 +294,19 @@ def write_sitk_atomic(simg: Any, path: str) -> None:
     import SimpleITK as sitk
 
     from ai4med.io.atomic import atomic_dir, atomic_path
+    from ai4med.io.itk import keep_locale
 
     ext = _extension(path)
     if ext not in _DETACHED:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, keep_locale():
             sitk.WriteImage(simg, tmp)
         return
     # header + data file: write both under the final names in a temporary folder, then move
     # the data file(s) first and the header last (the header names the data file relatively)
     final_dir, name = os.path.split(os.path.abspath(path))
     with atomic_dir(path) as tmp_dir:
-        sitk.WriteImage(simg, os.path.join(tmp_dir, name))
+        with keep_locale():
+            sitk.WriteImage(simg, os.path.join(tmp_dir, name))
         produced = sorted(os.listdir(tmp_dir))
         if name not in produced:
             raise ImageWriteError(f"{path}: the writer produced no header file")

@@ -18,6 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import locale
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +31,22 @@ from ai4med.io.geometry import affine_from_itk, geometry_properties, itk_from_af
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK
+
+
+@contextlib.contextmanager
+def keep_locale() -> Iterator[None]:
+    """Restore the process locale after a SimpleITK call.
+
+    SimpleITK's DICOM (GDCM) writer leaves the whole process in the "C" locale; from then on
+    every `open()` without an encoding decodes ASCII, and e.g. torch.compile failed reading its
+    UTF-8 kernel templates in a process that had written a DICOM slice.
+    """
+    saved = locale.setlocale(locale.LC_ALL, None)
+    try:
+        yield
+    finally:
+        if locale.setlocale(locale.LC_ALL, None) != saved:
+            locale.setlocale(locale.LC_ALL, saved)
 
 __all__ = ["sitk_to_medical_image", "medical_image_to_sitk", "storable_array", "image_affine", "spatial_layout"]
 

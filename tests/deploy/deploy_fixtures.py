@@ -12,6 +12,7 @@ import torch
 
 from ai4med.apps.export import export_model
 from ai4med.deploy.app import init_app
+from ai4med.io.itk import keep_locale
 
 MODEL = "seg"
 ROI = [16, 16, 16]
@@ -88,6 +89,13 @@ def write_dicom_series(img: sitk.Image, folder: str, series_uid: str = "1.2.826.
     ]
     if series_number is not None:
         tags.append(("0020|0011", str(series_number)))
+    with keep_locale():  # GDCM's writer would leave the test process in the "C" locale
+        _write_slices(writer, img, tags, series_uid, folder, prefix)
+    return folder
+
+
+def _write_slices(writer: sitk.ImageFileWriter, img: sitk.Image, tags: list, series_uid: str, folder: str,
+                  prefix: str) -> None:
     for z in range(img.GetDepth()):
         s = img[:, :, z]
         for tag, value in tags:
@@ -97,7 +105,6 @@ def write_dicom_series(img: sitk.Image, folder: str, series_uid: str = "1.2.826.
         s.SetMetaData("0008|0018", f"{series_uid}.{z + 1}")
         writer.SetFileName(os.path.join(folder, f"{prefix}{z:03d}.dcm"))
         writer.Execute(s)
-    return folder
 
 
 def sphere_image(shape: tuple[int, int, int], spacing: tuple[float, float, float], origin: tuple[float, float, float],
