@@ -54,8 +54,8 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
 
 
 def apply_runtime(ctx: Any, runtime: str) -> None:
-    """Switch a torch context to `--runtime` (the bulk evaluator builds it with the default, torch).
-    ONNX files took theirs when their context was built (`EvalOptions.runtime`); nothing to do."""
+    """Check that `--runtime` could apply: local model files took it when their context was built
+    (`EvalOptions.runtime`); a Triton model runs on the server, so asking for a runtime is an error."""
     if runtime == "auto":
         return
     from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
@@ -63,15 +63,9 @@ def apply_runtime(ctx: Any, runtime: str) -> None:
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext
     from ai4med.errors import UserError
 
-    if isinstance(ctx, (OnnxInferenceContext, OpenVinoInferenceContext)):
-        return
-    if not isinstance(ctx, TorchInferenceContext):
+    if not isinstance(ctx, (TorchInferenceContext, OnnxInferenceContext, OpenVinoInferenceContext)):
         raise UserError(f"--runtime {runtime} applies to checkpoint, TorchScript and ONNX model files, not to "
                         f"{type(ctx).__name__} (Triton runs the model on the server)")
-    try:
-        ctx.set_runtime(runtime)
-    except (ValueError, ImportError) as exc:
-        raise UserError(f"--runtime {runtime}: {exc}") from exc
 
 
 def run_bulk(args: Any, mode: str) -> int:

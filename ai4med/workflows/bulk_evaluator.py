@@ -595,8 +595,8 @@ def onnx_runtime_for(device: str = "cpu", runtime: str = "auto") -> str:
 def context_for_file(path: str, cfg: Any = None, device: str = "cpu", precision: str = "fp32",
                      node: Any = None, runtime: str = "auto") -> Any:
     """The inference context of a model file: `.onnx` (OpenVINO or ONNX Runtime, see `onnx_runtime_for`),
-    a TorchScript archive, or a checkpoint (network from `cfg`). `runtime` applies to ONNX files only
-    (torch contexts take theirs with `set_runtime`)."""
+    a TorchScript archive, or a checkpoint (network from `cfg`), run on `runtime` (see
+    `onnx_runtime_for` and `torch_predictor.resolve_runtime`)."""
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext, TorchScriptInferenceContext
 
     if path.lower().endswith(".onnx"):
@@ -607,11 +607,15 @@ def context_for_file(path: str, cfg: Any = None, device: str = "cpu", precision:
         from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
 
         return OnnxInferenceContext(path, device="cpu" if device == "cpu" else "auto")
-    if is_torchscript(path):
-        return TorchScriptInferenceContext(path, device=device, precision=precision)
-    if cfg is None:
-        raise UserError(f"{path} is a checkpoint: the network definition comes from a config (-c)")
-    return TorchInferenceContext(checkpoint_module(cfg, path, node), device=device, precision=precision)
+    try:
+        if is_torchscript(path):
+            return TorchScriptInferenceContext(path, device=device, precision=precision, runtime=runtime)
+        if cfg is None:
+            raise UserError(f"{path} is a checkpoint: the network definition comes from a config (-c)")
+        return TorchInferenceContext(checkpoint_module(cfg, path, node), device=device, precision=precision,
+                                     runtime=runtime)
+    except (ValueError, ImportError) as exc:  # a runtime that cannot run this precision / device
+        raise UserError(f"{path}: runtime {runtime!r}: {exc}") from exc
 
 
 class CheckpointLoader:
@@ -630,9 +634,9 @@ class CheckpointLoader:
         self.prefix = checkpoint_file_prefix
         self.model = model
 
-    def load(self, cfg: Any, device: str = "cpu", precision: str = "fp32") -> Any:
+    def load(self, cfg: Any, device: str = "cpu", precision: str = "fp32", runtime: str = "auto") -> Any:
         path = find_checkpoint(cfg, self.checkpoint_file or self.checkpoint_dir, self.prefix)
-        return context_for_file(path, cfg, device, precision, self.model)
+        return context_for_file(path, cfg, device, precision, self.model, runtime=runtime)
 
 
 class ModelFileLoader:
@@ -738,10 +742,18 @@ def make_inference_context(cfg: Any, opts: EvalOptions) -> Any:
             raise UserError(f"model file {path} does not exist")
         return context_for_file(path, cfg, opts.device, opts.precision, runtime=opts.runtime)
     loader = None if is_train_config(cfg) else build_model_loader(cfg)
-    if isinstance(loader, ModelFileLoader):
+    if isinstance(loader, (ModelFileLoader, CheckpointLoader)):
         return loader.load(cfg, opts.device, opts.precision, runtime=opts.runtime)
-    if loader is not None:
-        return loader.load(cfg, opts.device, opts.precision)
+    if loader is not None:  # Triton, or a BYOC loader with the seed's (cfg, device, precision)
+        from ai4med.components.inferers.torch_predictor import TorchInferenceContext
+
+        ctx = loader.load(cfg, opts.device, opts.precision)
+        if opts.runtime != "auto" and isinstance(ctx, TorchInferenceContext):
+            try:
+                ctx.set_runtime(opts.runtime)
+            except (ValueError, ImportError) as exc:
+                raise UserError(f"runtime {opts.runtime!r}: {exc}") from exc
+        return ctx
     return context_for_file(find_checkpoint(cfg, None, opts.model_name), cfg, opts.device, opts.precision,
                             runtime=opts.runtime)
 

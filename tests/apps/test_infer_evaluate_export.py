@@ -202,8 +202,10 @@ def test_infer_with_runtime_openvino_writes_the_torch_masks(mmar, tmp_path, capl
     reference, ov_out = tmp_path / "torch", tmp_path / "openvino"
     assert infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(reference), "--no_progress",
                                             "--runtime", "torch"])) == 0
-    assert infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(ov_out), "--no_progress",
-                                            "--runtime", "openvino"])) == 0
+    with caplog.at_level(logging.INFO, logger="ai4med.apps.evaluate"):
+        assert infer.run(parse(add_infer_args, ["-m", mmar, "-o", str(ov_out), "--no_progress",
+                                                "--runtime", "openvino"])) == 0
+    assert "runtime openvino" in caplog.text  # the model really ran there
     for item in _validation_items(mmar):
         a = np.asarray(nib.load(_prediction(str(reference), item["image"])).dataobj)
         b = np.asarray(nib.load(_prediction(str(ov_out), item["image"])).dataobj)
@@ -254,6 +256,34 @@ def test_export_fp16_python_backend(mmar, tmp_path, capsys) -> None:
     y = sess.run(None, {"NV_MODEL_INPUT": np.random.default_rng(0).random((1, 1, 16, 16, 32), np.float32)})[0]
     assert y.dtype == np.float32 and y.shape == (1, 2, 16, 16, 32)
     np.testing.assert_allclose(y.sum(1), 1.0, atol=1e-2)  # softmax survives half precision
+
+
+def test_runtime_reaches_a_checkpoint_loader_of_an_inference_config(mmar, tmp_path, caplog) -> None:
+    """`--runtime` with an inference config whose model_loader is a CheckpointLoader (the network
+    from the config's `model`)."""
+    train_cfg = json.loads(open(os.path.join(mmar, "config", "config_train.json")).read())
+    config = tmp_path / "config_infer.json"
+    config.write_text(json.dumps({
+        "model": train_cfg["train"]["model"],
+        "model_loader": {"name": "CheckpointLoader",
+                         "args": {"checkpoint_file": os.path.join(mmar, "models", "model.pt")}},
+        "inferer": {"name": "TFScanWindowInferer", "args": {"roi_size": [16, 16, 16]}},
+        "pre_transforms": [{"name": "LoadNifti", "args": {"fields": "image"}},
+                           {"name": "ConvertToChannelsFirst", "args": {"fields": "image"}}],
+        "post_transforms": [{"name": "ArgmaxAcrossChannels", "args": {"fields": "model"}}],
+    }))
+    outs = {}
+    for runtime in ("torch", "openvino"):
+        outs[runtime] = tmp_path / runtime
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ai4med.apps.evaluate"):
+            assert infer.run(parse(add_infer_args, ["-m", mmar, "-c", str(config), "-o", str(outs[runtime]),
+                                                    "--no_progress", "--runtime", runtime])) == 0
+        assert f"runtime {runtime}" in caplog.text
+    for item in _validation_items(mmar):
+        a = np.asarray(nib.load(_prediction(str(outs["torch"]), item["image"])).dataobj)
+        b = np.asarray(nib.load(_prediction(str(outs["openvino"]), item["image"])).dataobj)
+        assert a.any() and np.array_equal(a, b)
 
 
 def test_seed_004_form_with_an_inference_config(mmar, tmp_path) -> None:
