@@ -418,6 +418,7 @@ def split_series(inputs: Sequence[str], series_filter: re.Pattern[str] | None = 
     `series_filter` (case-insensitive, searched in Modality and SeriesDescription) keeps the
     matching DICOM series; the others are ignored. Volume files are not filtered.
     """
+    from ai4med.deploy.components import output_stem
     from ai4med.io.dicom import DicomSeriesError, list_series
 
     plan = InputPlan()
@@ -428,7 +429,7 @@ def split_series(inputs: Sequence[str], series_filter: re.Pattern[str] | None = 
         plan.series[name], plan.skipped[name] = description, "ignored: " + why
 
     for path in inputs:
-        base = output_stem_of(path)
+        base = output_stem(path)
         if not os.path.isdir(path):
             plan.cases.append(DeployInput(path, base))
             continue
@@ -468,12 +469,6 @@ def split_series(inputs: Sequence[str], series_filter: re.Pattern[str] | None = 
             else:
                 plan.skipped[name] = "failed: " + why
     return plan
-
-
-def output_stem_of(path: str) -> str:
-    from ai4med.deploy.components import output_stem
-
-    return output_stem(path)
 
 
 def _stage_series(case: DeployInput, root: str, index: int) -> str:

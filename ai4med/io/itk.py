@@ -32,6 +32,9 @@ from ai4med.io.geometry import affine_from_itk, geometry_properties, itk_from_af
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK
 
+__all__ = ["keep_locale", "sitk_to_medical_image", "medical_image_to_sitk", "storable_array", "image_affine",
+           "spatial_layout"]
+
 
 @contextlib.contextmanager
 def keep_locale() -> Iterator[None]:
@@ -47,8 +50,6 @@ def keep_locale() -> Iterator[None]:
     finally:
         if locale.setlocale(locale.LC_ALL, None) != saved:
             locale.setlocale(locale.LC_ALL, saved)
-
-__all__ = ["sitk_to_medical_image", "medical_image_to_sitk", "storable_array", "image_affine", "spatial_layout"]
 
 
 def sitk_to_medical_image(img: SimpleITK.Image) -> MedicalImage:

@@ -17,6 +17,7 @@ Modules (import what you use; this package imports nothing heavy):
     precision          precision="auto" resolution, malloc tuning
     exported_module    ExportedModule: lazy conversion, re-conversion on weight change, torch fallback
     ort_runtime        OrtModule: opt-in fp32 CPU runtime through ONNX Runtime (runtime="onnxruntime")
-    openvino_runtime   OpenVinoModule: opt-in fp32 CPU runtime through OpenVINO (runtime="openvino")
+    openvino_runtime   OpenVinoModule: fp32 CPU runtime through OpenVINO (runtime="openvino", or "auto"
+                       with precision "auto" on CPUs without AMX)
     catalog            INFERERS / PREDICTORS registries (seed TF names as aliases)
 """

@@ -27,12 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ai4med.common.shape_format import ShapeFormat
 from ai4med.components.inferers.inference_context import InferenceContext, Shape
-from ai4med.components.inferers.layout import as_shape_format, from_nc, to_nc, to_numpy
-from ai4med.components.inferers.openvino_runtime import CPU_CONFIG, require_openvino
-from ai4med.components.inferers.predictor import Predictor
-from ai4med.components.inferers.torch_predictor import select_inputs
+from ai4med.components.inferers.onnx_predictor import OnnxPredictor
+from ai4med.components.inferers.openvino_runtime import compile_for_cpu, require_openvino
 
 
 class OpenVinoInferenceContext(InferenceContext):
@@ -51,12 +48,7 @@ class OpenVinoInferenceContext(InferenceContext):
         if str(device) not in ("cpu", "auto"):
             raise ValueError(f"OpenVinoInferenceContext runs on the CPU, got device {device!r}")
         require_openvino()
-        import openvino as ov
-
-        core = ov.Core()
-        model = core.read_model(str(model_path))
-        self.config = {**CPU_CONFIG, **(config or {})}
-        self.compiled = core.compile_model(model, "CPU", self.config)
+        self.compiled = compile_for_cpu(str(model_path), config)
         self.model_path = str(model_path)
         self._lock = threading.Lock()
         ambiguous = any(len(p.get_names()) > 1 for p in (*self.compiled.inputs, *self.compiled.outputs))
@@ -90,20 +82,11 @@ class OpenVinoInferenceContext(InferenceContext):
             return {n: np.asarray(result[self._outputs[n]]) for n in names}
 
 
-class OpenVinoPredictor(Predictor):
-    """Runs an `OpenVinoInferenceContext`; takes and returns numpy arrays (tensors are converted)."""
+class OpenVinoPredictor(OnnxPredictor):
+    """Runs an `OpenVinoInferenceContext`, as `OnnxPredictor` runs ONNX Runtime: numpy arrays in and
+    out (tensors are converted); the two contexts share the `run(inputs) -> {name: array}` interface."""
 
     context_type = OpenVinoInferenceContext
-
-    def predict(
-        self, model_input_values: dict[str, Any], input_shape_format: ShapeFormat | str,
-        inference_ctx: OpenVinoInferenceContext,
-    ) -> dict[str, Any]:
-        self.check_context(inference_ctx)
-        sf = as_shape_format(input_shape_format)
-        values = select_inputs(model_input_values, inference_ctx.input_names)
-        out = inference_ctx.run([to_nc(to_numpy(v), sf) for v in values])
-        return {k: from_nc(v, sf) for k, v in out.items()}
 
 
 def _onnx_names(path: str) -> tuple[set[str], set[str]]:

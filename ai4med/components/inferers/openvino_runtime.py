@@ -43,9 +43,18 @@ def openvino_available() -> bool:
 
 
 def require_openvino() -> None:
-    """Raise a clear ImportError naming the extra to install when openvino is missing."""
+    """Raise a clear ImportError saying how to install openvino when it is missing."""
     if not openvino_available():
         raise ImportError(MISSING)
+
+
+def compile_for_cpu(onnx: bytes | str, config: dict[str, Any] | None = None) -> Any:
+    """An ONNX model (bytes, or a file path) read and compiled by OpenVINO for the CPU with
+    `CPU_CONFIG` plus `config`; what both the torch-module and the ONNX-file paths run."""
+    import openvino as ov
+
+    core = ov.Core()
+    return core.compile_model(core.read_model(onnx), "CPU", {**CPU_CONFIG, **(config or {})})
 
 
 class OpenVinoModule(ExportedModule):
@@ -61,15 +70,11 @@ class OpenVinoModule(ExportedModule):
     def __init__(self, module: torch.nn.Module, config: dict[str, Any] | None = None) -> None:
         require_openvino()
         super().__init__(module)
-        self.config = {**CPU_CONFIG, **(config or {})}
+        self.config = config
         self._run_lock = threading.Lock()  # a compiled model's implicit infer request is not thread-safe
 
     def _open(self, inputs: tuple[torch.Tensor, ...], n_outputs: int) -> Any:
-        import openvino as ov
-
-        core = ov.Core()
-        model = core.read_model(export_to_bytes(self.module, inputs, n_outputs))
-        return core.compile_model(model, "CPU", self.config)
+        return compile_for_cpu(export_to_bytes(self.module, inputs, n_outputs), self.config)
 
     def _run(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         feeds = numpy_feeds(inputs)

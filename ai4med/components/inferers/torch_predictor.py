@@ -82,7 +82,7 @@ class TorchInferenceContext(InferenceContext):
 
     def set_runtime(self, runtime: str, requested_precision: str | None = None) -> None:
         """Run the module on `runtime` from now on (see `resolve_runtime`); lets a caller that did not
-        build the context (e.g. `ai4med infer --runtime`) choose the runtime afterwards."""
+        build the context (e.g. `ai4med infer --runtime` over a BYOC model loader) choose it afterwards."""
         requested = self.precision if requested_precision is None else requested_precision
         self.runtime = resolve_runtime(runtime, requested, self.precision, self.device, self.module,
                                        self.compile or self.channels_last)
