@@ -24,12 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 def precision_of_use_amp(use_amp: Any) -> str:
-    """The inference precision a config's `use_amp` asks for: "bf16"/"fp16" as chosen, true -> "auto",
-    anything else (absent, false) -> exact "fp32"."""
-    value = use_amp.strip().lower() if isinstance(use_amp, str) else use_amp
-    if value in ("bf16", "fp16"):
-        return value
-    return "auto" if value is True or value in ("true", "1", "yes", "on") else "fp32"
+    """The inference precision a config's `use_amp` asks for (`trainer.amp_request`): "bf16"/"fp16"
+    as chosen, true -> "auto", anything else (absent, false, unknown) -> exact "fp32"."""
+    from ai4med.workflows.trainer import amp_request
+
+    return amp_request(use_amp) or "fp32"
 
 
 def options_from_args(args: Any, mode: str, cfg: Any) -> Any:

@@ -73,13 +73,26 @@ class TrainSettings:
 AMP_TYPES = ("bf16", "fp16")
 
 
+def amp_request(use_amp: Any) -> str | None:
+    """The precision a `use_amp` value asks for: "bf16"/"fp16" as chosen, "auto" for true (the
+    machine's mode, see `_amp_precision`), "fp32" for false or absent; None when it is no such value.
+    Training and `ai4med infer/evaluate` read the config's `use_amp` through this one function."""
+    if use_amp is None or isinstance(use_amp, bool):
+        return "auto" if use_amp else "fp32"
+    value = str(use_amp).strip().lower()
+    if value in AMP_TYPES:
+        return value
+    if value in ("1", "true", "yes", "on"):
+        return "auto"
+    return "fp32" if value in ("0", "false", "no", "off") else None
+
+
 def _amp_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
     """`use_amp`: a boolean (true: the machine's mode, see `_amp_precision`) or "bf16" / "fp16"."""
-    if isinstance(v, str) and v.strip().lower() in AMP_TYPES:
-        return v.strip().lower()
-    if isinstance(v, bool) or str(v).strip().lower() in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-        return _as_bool(v)
-    raise ConfigError(f"use_amp must be true, false, \"bf16\" or \"fp16\", got {v!r}", cfg.file, "/use_amp")
+    request = amp_request(v)
+    if request is None:
+        raise ConfigError(f"use_amp must be true, false, \"bf16\" or \"fp16\", got {v!r}", cfg.file, "/use_amp")
+    return request if request in AMP_TYPES else request == "auto"
 
 
 def _as_bool(v: Any) -> bool:
@@ -103,9 +116,7 @@ def _amp_precision(use_amp: bool | str, device: torch.device) -> str:
     it is emulated and slower than fp32)."""
     from ai4med.components.inferers.precision import resolve_precision
 
-    if isinstance(use_amp, str):
-        return resolve_precision(use_amp, device)
-    return resolve_precision("auto", device) if use_amp else "fp32"
+    return resolve_precision(amp_request(use_amp) or "fp32", device)
 
 
 def compile_module(module: torch.nn.Module, device: torch.device, cfg: WorkflowConfig) -> None:
