@@ -39,6 +39,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="more overrides, as commands/*.sh pass them")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--trust_checkpoint", action="store_true",
+                   help="read a legacy checkpoint that holds pickled Python objects (can run code: only for files "
+                        "you trust; checkpoints are otherwise read weights-only)")
 
 
 def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
@@ -50,9 +53,10 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
     p.add_argument("--file_root", default=None, help="root of the datalist's relative paths (default: DATA_ROOT)")
     p.add_argument("-o", "--output_path", "--output", dest="output", default=None,
                    help="output folder for predictions and reports (default: the MMAR's eval/)")
-    p.add_argument("--model_file_path", "--model_save_path", dest="model_file_path", default=None,
+    p.add_argument("--model_file_path", "--model_save_path", dest="model_file_path", default=None, nargs="+",
                    help="model to run: a checkpoint (.pt), TorchScript (.ts), ONNX (.onnx) or a folder holding "
-                        "<model_name>.ts/.onnx/.pt (default: models/model.pt, or the config's model_loader)")
+                        "<model_name>.ts/.onnx/.pt (default: models/model.pt, or the config's model_loader); "
+                        "several: an ensemble (the mean of their probabilities)")
     p.add_argument("--model_name", default="model", help="base name of the model file in a folder (model, final_model)")
     p.add_argument("--model_format", default=None,
                    help="seed 004 flag; the format is read from the file itself (accepted, ignored)")
@@ -72,6 +76,10 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
                         "use: onnxruntime, or openvino (1.5x torch fp32 on a 2-core AVX2 CPU, after ~1.5 s of "
                         "conversion). An ONNX file runs on auto (openvino on a CPU, else ONNX Runtime), onnxruntime "
                         "or openvino")
+    p.add_argument("--metric_space", choices=["label", "model"], default=None,
+                   help="where metrics are computed: label (default: the label file's grid, the prediction brought "
+                        "back through the pre-transforms' geometry) or model (the network's grid, against the label "
+                        "sent through the same pre-transforms, as seed 004's AIAA evaluation configs do)")
     p.add_argument("--keep_largest_cc", action="store_true",
                    help="default post-processing keeps the largest connected component of each class")
     p.add_argument("--no_overwrite", action="store_true",

@@ -24,16 +24,15 @@ logger = logging.getLogger(__name__)
 
 
 def precision_of_use_amp(use_amp: Any) -> str:
-    """The inference precision a config's `use_amp` asks for (`trainer.amp_request`): "bf16"/"fp16"
-    as chosen, true -> "auto", anything else (absent, false, unknown) -> exact "fp32"."""
-    from ai4med.workflows.trainer import amp_request
+    """The inference precision a config's `use_amp` asks for (`ai4med.inference.settings`)."""
+    from ai4med.inference.settings import precision_of_use_amp as of_use_amp
 
-    return amp_request(use_amp) or "fp32"
+    return of_use_amp(use_amp)
 
 
 def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
     from ai4med.apps._cli_args import resolve_device
-    from ai4med.workflows.bulk_evaluator import EvalOptions
+    from ai4med.inference.from_config import EvalOptions
 
     use_amp = cfg.get("/use_amp", cfg.variables.get("use_amp"))
     precision = args.precision or ("auto" if args.amp else precision_of_use_amp(use_amp))
@@ -44,6 +43,8 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
         device=resolve_device(args.device), precision=precision, runtime=getattr(args, "runtime", "auto") or "auto",
         keep_largest_cc=args.keep_largest_cc,
         progress=False if args.no_progress else None, overwrite=not args.no_overwrite,
+        trust_checkpoint=bool(getattr(args, "trust_checkpoint", False)),
+        metric_space=getattr(args, "metric_space", None),
     )
     if mode == "infer" and getattr(args, "validate", False):
         opts.do_validation = True
@@ -53,18 +54,14 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
 
 
 def apply_runtime(ctx: Any, runtime: str) -> None:
-    """Check that `--runtime` could apply: local model files took it when their context was built
-    (`EvalOptions.runtime`); a Triton model runs on the server, so asking for a runtime is an error."""
-    if runtime == "auto":
+    """Check that `--runtime` could apply: local model files take it when they are opened
+    (`ai4med.inference.models.open_model`); a model that runs elsewhere cannot take one."""
+    if runtime == "auto" or hasattr(ctx, "runtime"):
         return
-    from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
-    from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
-    from ai4med.components.inferers.torch_predictor import TorchInferenceContext
     from ai4med.errors import UserError
 
-    if not isinstance(ctx, (TorchInferenceContext, OnnxInferenceContext, OpenVinoInferenceContext)):
-        raise UserError(f"--runtime {runtime} applies to checkpoint, TorchScript and ONNX model files, not to "
-                        f"{type(ctx).__name__} (Triton runs the model on the server)")
+    raise UserError(f"--runtime {runtime} applies to checkpoint, TorchScript and ONNX model files, not to "
+                    f"{type(ctx).__name__} (Triton runs the model on the server)")
 
 
 def run_bulk(args: Any, mode: str) -> int:
@@ -73,6 +70,7 @@ def run_bulk(args: Any, mode: str) -> int:
 
     from ai4med.apps._cli_args import load_command_config
     from ai4med.errors import UserError
+    from ai4med.inference.models import describe
     from ai4med.workflows.bulk_evaluator import evaluator_from_config
 
     cfg = load_command_config(args)
@@ -81,7 +79,7 @@ def run_bulk(args: Any, mode: str) -> int:
     try:
         apply_runtime(evaluator.inference_ctx, getattr(args, "runtime", "auto"))
         logger.info("%s: %d cases, model %s (%s, runtime %s), output %s", mode, len(evaluator.data_list),
-                    type(evaluator.inference_ctx).__name__, opts.precision,
+                    describe(evaluator.inference_ctx), opts.precision,
                     getattr(evaluator.inference_ctx, "runtime", "-"), evaluator.output_dir)
         result = evaluator.run()
     finally:

@@ -82,6 +82,10 @@ class ExportResult:
     input_shape: tuple[int, ...] = ()
     output_channels: int = 0
     tolerance: float = 0.0
+    committed: bool = False
+
+    def failed(self) -> list[str]:
+        return [k for k, v in self.parity.items() if not v <= self.tolerance]
 
     def report(self) -> str:
         lines = [f"parity on a random input {self.input_shape}, max abs diff vs the checkpoint's torch output "
@@ -296,6 +300,7 @@ def export_model(
     in_channels: int | None = None,
     tolerance: float | None = None,
     seed: int = 0,
+    extra: Any = None,
 ) -> ExportResult:
     """Export `module` (predictions, eval mode, float32) and check each export against it.
 
@@ -309,14 +314,18 @@ def export_model(
             named INPUT__0 / OUTPUT__0) or "python" (`1/model.py` + `1/model.onnx`).
         max_batch_size: 0 = the batch axis is part of the dims (any size); > 0 = Triton batching.
         tolerance: max allowed abs diff (default 1e-3 fp32, 5e-2 fp16, times max(1, max |output|)).
+        extra: called with (staging, result) before the commit, to add files to the export
+            (`staging.path_for(name)`).
 
-    Raises:
-        UserError: a parity check above the tolerance (after everything is written and reported).
+    Everything is written into a temporary folder and moved into `out_dir` only when every parity
+    check passes (`result.committed`); otherwise `out_dir` is left as it was.
     """
     formats = [f.lower() for f in formats]
     bad = [f for f in formats if f not in ("ts", "onnx")]
     if bad:
         raise UserError(f"unknown export format(s) {bad}; use ts and/or onnx")
+    if triton_repo and triton_backend not in TRITON_BACKENDS:
+        raise UserError(f"Triton backend must be one of {TRITON_BACKENDS}, got {triton_backend!r}")
     module = module.eval().float()
     channels, dims = (in_channels, len(network_input_size)) if in_channels else input_channels(module)
     size = [int(s) for s in network_input_size]
@@ -328,28 +337,116 @@ def export_model(
         reference = module(example).float()
     exported = HalfPrecision(module).eval() if fp16 else module
     result = ExportResult(input_shape=tuple(example.shape), output_channels=int(reference.shape[1]))
+    out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    if triton_backend == "pytorch":
+    if triton_backend == "pytorch" and triton_repo:
         input_name, output_name = "INPUT__0", "OUTPUT__0"
-    if "ts" in formats or triton_backend == "pytorch":
-        result.files["ts"] = export_torchscript(exported, example, os.path.join(out_dir, model_name + ".ts"))
-        result.parity["ts"] = float(np.abs(_run_torchscript(result.files["ts"], example) - reference.numpy()).max())
-    if "onnx" in formats or triton_backend in ("onnxruntime", "python"):
-        result.files["onnx"] = export_onnx(exported, example, os.path.join(out_dir, model_name + ".onnx"),
-                                           input_name, output_name, opset)
-        result.parity["onnx"] = float(np.abs(_run_onnx(result.files["onnx"], example) - reference.numpy()).max())
-    name = triton_model_name or model_name
+    repo_final = None
     if triton_repo:
-        repo = triton_repo if os.path.isabs(triton_repo) else os.path.join(out_dir, triton_repo)
-        source = result.files["ts"] if triton_backend == "pytorch" else result.files["onnx"]
-        result.files["triton"] = write_triton_repository(
-            repo, name, triton_backend, source, input_name, output_name, channels, result.output_channels, dims,
-            max_batch_size)
-    result.files["model_config"] = write_model_config(
-        os.path.join(out_dir, "model_config.json"), name, [input_name], [output_name], result.output_channels, size)
-    base = 5e-2 if fp16 else 1e-3
-    result.tolerance = (tolerance if tolerance is not None else base) * max(1.0, float(reference.abs().max()))
+        repo_final = triton_repo if os.path.isabs(triton_repo) else os.path.join(out_dir, triton_repo)
+    with ExportStaging(out_dir) as stage:
+        want_ts = "ts" in formats or (bool(triton_repo) and triton_backend == "pytorch")
+        want_onnx = "onnx" in formats or (bool(triton_repo) and triton_backend in ("onnxruntime", "python"))
+        if want_ts:
+            result.files["ts"] = export_torchscript(exported, example, stage.path_for(model_name + ".ts"))
+            result.parity["ts"] = float(np.abs(_run_torchscript(result.files["ts"], example) - reference.numpy()).max())
+        if want_onnx:
+            result.files["onnx"] = export_onnx(exported, example, stage.path_for(model_name + ".onnx"),
+                                               input_name, output_name, opset)
+            result.parity["onnx"] = float(np.abs(_run_onnx(result.files["onnx"], example) - reference.numpy()).max())
+        name = triton_model_name or model_name
+        if repo_final:
+            source = result.files["ts"] if triton_backend == "pytorch" else result.files["onnx"]
+            staged_repo = stage.path_for("triton-repository", final=repo_final)
+            write_triton_repository(staged_repo, name, triton_backend, source, input_name, output_name, channels,
+                                    result.output_channels, dims, max_batch_size)
+            result.files["triton"] = os.path.join(repo_final, name)
+        # a Triton-only file the user did not ask for is not kept beside the exports
+        for kind, wanted in (("ts", "ts" in formats), ("onnx", "onnx" in formats)):
+            if kind in result.files and not wanted:
+                stage.drop(result.files.pop(kind))
+        result.files["model_config"] = write_model_config(
+            stage.path_for("model_config.json"), name, [input_name], [output_name], result.output_channels, size)
+        base = 5e-2 if fp16 else 1e-3
+        result.tolerance = (tolerance if tolerance is not None else base) * max(1.0, float(reference.abs().max()))
+        if extra is not None:
+            extra(stage, result)
+        result.committed = not result.failed()
+        if result.committed:
+            result.files = stage.commit(result.files)
+        else:
+            result.files = {k: stage.final_path(v) for k, v in result.files.items()}
     return result
+
+
+class ExportStaging:
+    """A temporary folder beside `out_dir` that an export writes into; `commit` moves each written
+    entry into its final place (files by rename, folders swapped whole), so a failed or interrupted
+    export leaves `out_dir` as it was.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> with ExportStaging(d) as st:
+        ...     _ = open(st.path_for("a.txt"), "w").write("x")
+        >>> os.listdir(d)  # not committed: nothing stays
+        []
+    """
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = os.path.abspath(out_dir)
+        self.root = ""
+        self._final: dict[str, str] = {}
+
+    def __enter__(self) -> ExportStaging:
+        import tempfile
+
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.root = tempfile.mkdtemp(prefix=".tmp-export-", dir=self.out_dir)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def path_for(self, name: str, final: str | None = None) -> str:
+        """Where to write `name` now; it goes to `final` (default `<out_dir>/<name>`) on commit."""
+        path = os.path.join(self.root, name)
+        self._final[path] = os.path.abspath(final) if final else os.path.join(self.out_dir, name)
+        return path
+
+    def final_path(self, staged: str) -> str:
+        for src, dst in self._final.items():
+            if staged == src or staged.startswith(src + os.sep):
+                return dst + staged[len(src):]
+        return staged
+
+    def drop(self, staged: str) -> None:
+        self._final.pop(staged, None)
+
+    def commit(self, files: dict[str, str]) -> dict[str, str]:
+        """Move every staged entry into place; returns `files` with their final paths."""
+        for src, dst in self._final.items():
+            if not os.path.exists(src):
+                continue
+            if os.path.isdir(src):
+                os.makedirs(dst, exist_ok=True)
+                for entry in sorted(os.listdir(src)):  # one model folder of a Triton repository each
+                    _swap_in(os.path.join(src, entry), os.path.join(dst, entry))
+            else:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.replace(src, dst)
+        return {k: self.final_path(v) for k, v in files.items()}
+
+
+def _swap_in(src: str, dst: str) -> None:
+    """Put folder (or file) `src` at `dst`, replacing what is there in one rename where possible."""
+    if os.path.isdir(dst) and not os.path.islink(dst):
+        old = temp_name(dst) + ".old"
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
 
 
 def network_input_size(cfg: Any, dims: int) -> list[int]:
@@ -373,7 +470,8 @@ def _parse_size(text: Any) -> list[int] | None:
 def run(args: Any) -> int:
     """The `export` command (arguments: `ai4med.apps._cli_args.add_export_args`)."""
     from ai4med.apps._cli_args import load_command_config
-    from ai4med.workflows.bulk_evaluator import checkpoint_module, find_checkpoint
+    from ai4med.inference.loaders import find_checkpoint
+    from ai4med.inference.models import checkpoint_module
 
     ignored = [f for f in ("trt_min_seg_size", "trt_dynamic_mode", "checkpoint_ext", "meta_file_ext",
                            "regular_frozen_file_ext", "trt_file_ext") if getattr(args, f, None) not in (None, False)]
@@ -384,7 +482,7 @@ def run(args: Any) -> int:
         raise UserError(f"--model_file_format {fmt}: only checkpoints (CKPT) are exported")
     cfg = load_command_config(args)
     checkpoint = find_checkpoint(cfg, args.model_file_path, args.model_name)
-    module = checkpoint_module(cfg, checkpoint)
+    module = checkpoint_module(checkpoint, config=cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
     _, dims = input_channels(module) if not args.input_channels else (args.input_channels, None)
     size = _parse_size(args.network_input_size) or _parse_size(getattr(args, "trtis_input_shape", None))
     if size and dims and len(size) == dims + 1:  # trtis_input_shape "1 64 64 64": channels first
@@ -398,31 +496,36 @@ def run(args: Any) -> int:
     result = export_model(
         module, out_dir, size, args.model_name, _first(args.input_node_names), _first(args.output_node_names),
         args.formats, fp16, args.opset, triton_repo, triton_name, args.triton_backend, args.max_batch_size,
-        args.input_channels, args.tolerance,
+        args.input_channels, args.tolerance, extra=lambda stage, res: _write_deploy_config(cfg, stage, res),
     )
-    _write_deploy_config(cfg, out_dir, result)
     print(f"exported {checkpoint}" + (" (fp16)" if fp16 else ""))
     for kind, path in result.files.items():
         print(f"  {kind:<12} {path}")
     print(result.report())
     sys.stdout.flush()
-    failed = [k for k, v in result.parity.items() if not v <= result.tolerance]
+    failed = result.failed()
     if failed:
-        raise UserError(f"parity check failed for {', '.join(failed)} (see the table above)")
+        raise UserError(f"parity check failed for {', '.join(failed)} (see the table above); nothing was written "
+                        f"to {out_dir}")
     return 0
 
 
-def _write_deploy_config(cfg: Any, out_dir: str, result: ExportResult) -> None:
-    """`<out_dir>/config_inference.json` for the deploy app, from the config's validation section."""
+def _write_deploy_config(cfg: Any, stage: ExportStaging, result: ExportResult) -> None:
+    """`config_inference.json` for the deploy app, from the config's validation section (staged)."""
+    import tempfile
+
     from ai4med.apps._deploy_config import write_inference_config
 
+    folder = tempfile.mkdtemp(dir=stage.root)
     try:
-        path = write_inference_config(cfg, out_dir)
+        path = write_inference_config(cfg, folder)
     except (UserError, OSError) as e:  # the model exports stand; the deploy app falls back to its base config
         logger.warning("no deploy config_inference.json: %s", e)
         return
     if path:
-        result.files["deploy_config"] = path
+        target = stage.path_for(os.path.basename(path))
+        os.replace(path, target)
+        result.files["deploy_config"] = target
     else:
         logger.warning("no deploy config_inference.json: %s has no validation pre_transforms", cfg.file)
 

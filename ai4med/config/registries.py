@@ -21,6 +21,7 @@ KIND_CATALOGS: dict[str, str] = {
     "predictors": "ai4med.components.inferers.catalog:PREDICTORS",
     "writers": "ai4med.components.writers.catalog:REGISTRY",
     "handlers": "ai4med.workflows.handlers.catalog:REGISTRY",
+    "model_loaders": "ai4med.inference.loaders:REGISTRY",
 }
 
 

@@ -20,6 +20,7 @@ import torch
 
 from ai4med.config.errors import ConfigError
 from ai4med.config.workflow_config import WorkflowConfig
+from ai4med.inference.settings import AMP_TYPES, amp_request
 from ai4med.workflows import distributed as dist_utils
 from ai4med.workflows.engine import Engine, Events
 from ai4med.workflows.handlers.checkpoint import CheckpointHandler, load_weights
@@ -70,21 +71,6 @@ class TrainSettings:
         return s
 
 
-AMP_TYPES = ("bf16", "fp16")
-
-
-def amp_request(use_amp: Any) -> str | None:
-    """The precision a `use_amp` value asks for: "bf16"/"fp16" as chosen, "auto" for true (the
-    machine's mode, see `_amp_precision`), "fp32" for false or absent; None when it is no such value.
-    Training and `ai4med infer/evaluate` read the config's `use_amp` through this one function."""
-    if use_amp is None or isinstance(use_amp, bool):
-        return "auto" if use_amp else "fp32"
-    value = str(use_amp).strip().lower()
-    if value in AMP_TYPES:
-        return value
-    if value in ("1", "true", "yes", "on"):
-        return "auto"
-    return "fp32" if value in ("0", "false", "no", "off") else None
 
 
 def _amp_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
@@ -213,14 +199,14 @@ class Trainer:
         return pipeline
 
     def _build(self, pretrained: str | None) -> None:
-        from ai4med.components.models.torch_model import find_module
+        from ai4med.components.models.torch_model import as_model, find_module
 
         cfg = self.cfg
         self.train_pipeline = self._pipeline("train", required=True)
         self.val_pipeline = self._pipeline("validate", required=False)
         if self.val_pipeline is not None and hasattr(self.val_pipeline, "output_properties"):
             self.val_pipeline.output_properties = True  # case names for the reports
-        self.model = cfg.build("/train/model", "models")
+        self.model = as_model(cfg.build("/train/model", "models"), cfg.file, "/train/model")
         self.module = find_module(self.model).to(self.device)
         if pretrained:
             if not os.path.exists(pretrained):

@@ -11,22 +11,12 @@ import numpy as np
 import torch
 
 from ai4med.common.constants import ImageProperty
+from ai4med.components.models.torch_model import PredictionModule
 from ai4med.workflows.distributed import gather_objects
 
+__all__ = ["PredictionModule", "Validator", "case_name", "overlay_slice"]
+
 logger = logging.getLogger(__name__)
-
-
-class PredictionModule(torch.nn.Module):
-    """A seed `Model` as an nn.Module whose output is `get_predictions` (final activation applied),
-    so inferers and exporters see what the model's users see."""
-
-    def __init__(self, model: Any, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.net = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.get_predictions(x, False, None)
 
 
 def case_name(batch: dict[str, Any], index: int, fallback: str, field: str = "image") -> str:

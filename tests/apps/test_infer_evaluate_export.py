@@ -132,14 +132,14 @@ def test_export_matches_the_checkpoint_with_dynamic_axes(mmar, capsys) -> None:
     import onnxruntime as ort
 
     from ai4med.config.workflow_config import load_config
-    from ai4med.workflows.bulk_evaluator import checkpoint_module
+    from ai4med.inference.models import checkpoint_module
 
     assert export.run(parse(add_export_args, ["-m", mmar])) == 0
     printed = capsys.readouterr().out
     assert "parity on a random input (1, 1, 16, 16, 16)" in printed and printed.count("  ok  ") == 2
     models = os.path.join(mmar, "models")
     cfg = load_config(os.path.join(mmar, "config", "config_train.json"))
-    module = checkpoint_module(cfg, os.path.join(models, "model.pt"))
+    module = checkpoint_module(os.path.join(models, "model.pt"), config=cfg)
     x = torch.rand(2, 1, 16, 24, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = module(x).numpy()
@@ -163,7 +163,7 @@ def test_export_matches_the_checkpoint_with_dynamic_axes(mmar, capsys) -> None:
 
 def test_export_of_a_unet_keeps_dynamic_axes(tmp_path) -> None:
     from ai4med.components.models.unet import Unet
-    from ai4med.workflows.bulk_evaluator import prediction_module
+    from ai4med.inference.models import prediction_module
 
     torch.manual_seed(0)
     module = prediction_module(Unet(**UNET["args"]))

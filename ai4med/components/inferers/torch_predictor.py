@@ -92,10 +92,12 @@ class TorchInferenceContext(InferenceContext):
     @classmethod
     def from_checkpoint(cls, network_config: Mapping[str, Any], checkpoint: str | os.PathLike[str], **kwargs: Any):
         """Build the network from a component node (`{"name"|"path", "args"}`) and load a state_dict file."""
+        from ai4med.components.models.torch_model import as_model
         from ai4med.config.builder import ComponentBuilder
+        from ai4med.io.checkpoint import load_weights
 
-        network = unwrap_module(ComponentBuilder().build(dict(network_config), "models"))
-        network.load_state_dict(load_state_dict(checkpoint))
+        network = unwrap_module(as_model(ComponentBuilder().build(dict(network_config), "models")))
+        load_weights(network, checkpoint)
         return cls(network, **kwargs)
 
     def close(self) -> None:
@@ -230,24 +232,17 @@ def select_inputs(values: Mapping[str, Any], names: list[str]) -> list[Any]:
 
 
 def unwrap_module(obj: Any) -> torch.nn.Module:
-    """The `nn.Module` of a built model component (the module itself, `.model` or `get_module()`)."""
-    if isinstance(obj, torch.nn.Module):
-        return obj
-    for get in (getattr(obj, "get_module", None), lambda: getattr(obj, "model", None)):
-        module = get() if callable(get) else None
-        if isinstance(module, torch.nn.Module):
-            return module
-    raise TypeError(f"{type(obj).__name__} is not a torch module and holds none")
+    """The `nn.Module` of a built model component: the one rule, `torch_model.find_module`."""
+    from ai4med.components.models.torch_model import find_module
+
+    return find_module(obj)
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state_dict from a checkpoint file (plain, or under "model"/"state_dict"; "module." stripped)."""
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict", "model_state_dict", "net"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    """The weights of a checkpoint file: the one reader, `ai4med.io.checkpoint.read_state_dict`."""
+    from ai4med.io.checkpoint import read_state_dict
+
+    return read_state_dict(path)
 
 
 def _channels_last_format(model: torch.nn.Module) -> torch.memory_format:

@@ -161,3 +161,19 @@ def _shape(dims: Any) -> Shape:
 def _numpy_dtype(triton_dtype: str) -> np.dtype:
     reverse = {v: k for k, v in _NP_TO_TRITON.items()}
     return np.dtype(reverse.get(triton_dtype, "float32"))
+
+
+class FailFastTritonContext(TritonInferenceContext):
+    """A Triton context that, once the server has failed a request, fails the next ones at
+    once (so a server lost in the middle of a run costs one timeout, not one per case)."""
+
+    _failure: str | None = None
+
+    def run(self, inputs: list[Any]) -> dict[str, Any]:
+        if self._failure is not None:
+            raise TritonUnavailableError(f"Triton server lost earlier in this run: {self._failure}")
+        try:
+            return super().run(inputs)
+        except TritonUnavailableError as e:
+            self._failure = str(e)
+            raise

@@ -79,6 +79,44 @@ def find_module(model: Any) -> nn.Module:
     raise TypeError(f"{type(model).__name__} exposes no torch.nn.Module (get_module(), .net or .model)")
 
 
+def as_model(obj: Any, file: str | None = None, pointer: str = "/model") -> Any:
+    """`obj` checked to be a model component: a seed `Model` exposing its network, or a plain
+    `torch.nn.Module` (e.g. `monai.networks.nets.BasicUNet` by `path`), which is wrapped in a
+    `TorchModel` (linear final activation). Anything else is a ConfigError at `pointer`, raised
+    when the config is built rather than at the first training step."""
+    from ai4med.config.errors import ConfigError
+
+    if isinstance(obj, TorchModel):
+        return obj
+    if isinstance(obj, nn.Module) and not callable(getattr(obj, "get_predictions", None)):
+        return TorchModel(obj)
+    try:
+        find_module(obj)
+    except TypeError:
+        raise ConfigError(
+            f"{type(obj).__module__}.{type(obj).__name__} is not a model: a model component is a torch.nn.Module "
+            "or a seed Model (get_predictions) keeping its network in get_module(), .net, .model or .network",
+            file=file, pointer=pointer) from None
+    if not callable(getattr(obj, "get_predictions", None)):
+        raise ConfigError(f"{type(obj).__name__} holds a network but has no get_predictions(inputs, is_training, "
+                          "build_ctx): derive it from ai4med.components.models.model.Model", file=file,
+                          pointer=pointer)
+    return obj
+
+
+class PredictionModule(nn.Module):
+    """A seed `Model` as an `nn.Module` whose output is `get_predictions` (final activation applied),
+    so inferers and exporters see what the model's users see."""
+
+    def __init__(self, model: Any, module: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.net = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.get_predictions(x, False, None)
+
+
 class TorchModel(Model):
     """A model whose network is one `torch.nn.Module` built in `__init__`.
 

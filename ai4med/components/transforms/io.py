@@ -74,11 +74,9 @@ def load_image(
 
 def output_path(write_path: str, filename: str | None, key: str, ext: str = ".nii.gz") -> str:
     """`<write_path>/<name>/<name>_<key><ext>`, name = the input file's base name without extension."""
-    base = os.path.basename(filename or "output")
-    for e in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".npy", ".png", ".jpg", ".jpeg"):
-        if base.lower().endswith(e):
-            base = base[: -len(e)]
-            break
+    from ai4med.io.names import image_stem
+
+    base = image_stem(os.path.basename(filename or "output"))
     return os.path.join(write_path, base, f"{base}_{key}{ext}")
 
 

@@ -13,5 +13,8 @@ REGISTRY = Registry(
     {
         "WriteNiftyResults": _NIFTI,
         "WriteNifti": _NIFTI,
+        "PredictionWriter": "ai4med.components.writers.prediction:PredictionWriter",
+        "MhdWriter": "ai4med.components.writers.prediction:MhdWriter",
+        "MetaImageWriter": "ai4med.components.writers.prediction:MhdWriter",
     },
 )

@@ -22,7 +22,11 @@ import numpy as np
 import torch
 
 from ai4med.io.atomic import atomic_path
+from ai4med.io.checkpoint import load_weights, read_checkpoint
 from ai4med.workflows.engine import Engine, Events
+
+__all__ = ["CheckpointHandler", "atomic_torch_save", "rng_states", "restore_rng_states", "load_weights",
+           "BEST_NAME", "FINAL_NAME", "LAST_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +45,36 @@ def atomic_torch_save(obj: Any, path: str) -> None:
 
 
 def rng_states() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global RNG states, in types `torch.load(weights_only=True)` reads (no numpy objects)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                   float(cached)]
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
 
 
 def restore_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    random.setstate(_as_tuple(states["python"]))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(states["torch"])
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _plain(value: Any) -> Any:
+    """Metric values as plain Python numbers (numpy scalars are not weights-only loadable)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
 
 
 class CheckpointHandler:
@@ -62,8 +89,9 @@ class CheckpointHandler:
     """
 
     def __init__(self, ckpt_dir: str, module: torch.nn.Module, optimizer: Any = None, scheduler: Any = None,
-                 save_every: int = 1) -> None:
+                 save_every: int = 1, trust: bool = False) -> None:
         self.ckpt_dir = ckpt_dir
+        self.trust = bool(trust)
         self.module = module
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -76,7 +104,7 @@ class CheckpointHandler:
 
     def _weights(self, engine: Engine) -> dict[str, Any]:
         return {"model": _unwrap(self.module).state_dict(), "epoch": engine.state.epoch,
-                "metrics": dict(engine.state.metrics)}
+                "metrics": _plain(dict(engine.state.metrics))}
 
     def on_epoch_completed(self, engine: Engine) -> None:
         if engine.state.extra.pop("new_best", False):
@@ -97,10 +125,10 @@ class CheckpointHandler:
             "model": _unwrap(self.module).state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scheduler": self.scheduler.state_dict() if hasattr(self.scheduler, "state_dict") else None,
-            "engine": {"epoch": s.epoch, "iteration": s.iteration, "best_metric": s.best_metric,
-                       "best_epoch": s.best_epoch, "metrics": dict(s.metrics)},
+            "engine": _plain({"epoch": s.epoch, "iteration": s.iteration, "best_metric": s.best_metric,
+                              "best_epoch": s.best_epoch, "metrics": dict(s.metrics)}),
             "rng": rng_states(),
-            "persist": dict(s.extra.get("persist", {})),  # e.g. the data pipeline's seed
+            "persist": _plain(dict(s.extra.get("persist", {}))),  # e.g. the data pipeline's seed
         }
         atomic_torch_save(state, os.path.join(self.ckpt_dir, LAST_NAME))
 
@@ -109,7 +137,7 @@ class CheckpointHandler:
         path = os.path.join(self.ckpt_dir, LAST_NAME)
         if not os.path.exists(path):
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path, self.trust)
         _unwrap(self.module).load_state_dict(state["model"])
         if self.optimizer is not None and state.get("optimizer") is not None:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -123,14 +151,6 @@ class CheckpointHandler:
         engine.state.extra.setdefault("persist", {}).update(state.get("persist", {}))
         logger.info("resumed from %s at epoch %d (iteration %d)", path, e["epoch"], e["iteration"])
         return True
-
-
-def load_weights(module: torch.nn.Module, path: str) -> dict[str, Any]:
-    """Load a checkpoint file written by this handler (or a bare state_dict) into `module`."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    weights = state.get("model", state) if isinstance(state, dict) else state
-    _unwrap(module).load_state_dict(weights)
-    return state if isinstance(state, dict) else {}
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -137,13 +137,13 @@ def test_calls_from_threads(conv_onnx):
 
 def test_context_for_file_runtime_choice(conv_onnx):
     from ai4med.errors import UserError
-    from ai4med.workflows.bulk_evaluator import context_for_file, onnx_runtime_for
+    from ai4med.inference.models import onnx_runtime_for, open_model
 
-    assert isinstance(context_for_file(conv_onnx, device="cpu"), OpenVinoInferenceContext)
-    assert isinstance(context_for_file(conv_onnx, device="cpu", runtime="openvino"), OpenVinoInferenceContext)
-    assert isinstance(context_for_file(conv_onnx, device="cpu", runtime="onnxruntime"), OnnxInferenceContext)
+    assert isinstance(open_model(conv_onnx, device="cpu"), OpenVinoInferenceContext)
+    assert isinstance(open_model(conv_onnx, device="cpu", runtime="openvino"), OpenVinoInferenceContext)
+    assert isinstance(open_model(conv_onnx, device="cpu", runtime="onnxruntime"), OnnxInferenceContext)
     assert onnx_runtime_for("cuda", "auto") == "onnxruntime"  # the CUDA provider on a GPU
     with pytest.raises(UserError, match="runtime 'torch' does not run an ONNX file"):
-        context_for_file(conv_onnx, device="cpu", runtime="torch")
+        open_model(conv_onnx, device="cpu", runtime="torch")
     with pytest.raises(UserError, match="on the CPU"):
         onnx_runtime_for("cuda", "openvino")

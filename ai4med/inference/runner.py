@@ -1,0 +1,139 @@
+"""run_cases: a `CasePipeline` over many cases, the next case prepared while the current one runs.
+
+A case that fails is logged and reported (`CaseResult.error`); the others go on. The caller may
+look at each finished case (`on_case`: metrics, collecting masks) before the next starts.
+
+Example:
+    >>> import torch
+    >>> from ai4med.common.medical_image import MedicalImage
+    >>> from ai4med.components.inferers.torch_predictor import TorchInferenceContext
+    >>> from ai4med.inference.pipeline import CasePipeline
+    >>> p = CasePipeline(TorchInferenceContext(torch.nn.Conv3d(1, 2, 1), precision="fp32", runtime="torch"))
+    >>> items = [{"image": MedicalImage(np.zeros((1, 4, 4, 4), np.float32), "CDHW")}] * 2
+    >>> [r.error for r in run_cases(p, items, progress=False)]
+    [None, None]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np  # noqa: F401  (doctest namespace)
+
+from ai4med.inference.pipeline import CaseOutput, CasePipeline
+
+__all__ = ["CaseResult", "run_cases", "case_name"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CaseResult:
+    """One case: its name, seconds per stage (pre, infer, post, write), files written, error."""
+
+    name: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def case_name(item: dict[str, Any], image_field: str = "image", index: int = 0) -> str:
+    """The case's name: the image file's base name (first file of a multi-channel item)."""
+    value = item.get(image_field)
+    if isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, (str, os.PathLike)):
+        return os.path.basename(os.path.normpath(os.fspath(value)))
+    return f"case_{index}"
+
+
+def run_cases(
+    pipeline: CasePipeline,
+    items: Sequence[dict[str, Any]],
+    output_dir: str | None = None,
+    on_case: Callable[[dict[str, Any], CaseOutput, CaseResult], None] | None = None,
+    write: bool = True,
+    prefetch: int = 1,
+    progress: bool | None = None,
+    desc: str = "infer",
+    names: Sequence[str] | None = None,
+) -> list[CaseResult]:
+    """Run every item; returns one `CaseResult` per item, in order.
+
+    Args:
+        pipeline: the case template. items: datalist items (field -> path or value).
+        output_dir: where the writers write. write: run the writers.
+        on_case: called with (item, output, result) after a case succeeded; an exception in it
+            fails that case.
+        prefetch: cases prepared ahead on a background thread (0: none).
+        progress: tqdm bar (None: only on a terminal). names: the cases' names (default: file names).
+    """
+    from tqdm import tqdm
+
+    names = list(names) if names is not None else [case_name(it, pipeline.image_field, i) for i, it in enumerate(items)]
+    results: list[CaseResult] = []
+    bar = tqdm(total=len(items), unit="case", desc=desc, disable=False if progress else None if progress is None else True)
+    try:
+        for (item, name), (prepared, seconds) in zip(zip(items, names), _prepared(pipeline, items, prefetch)):
+            result = CaseResult(name, {"pre": seconds})
+            try:
+                if isinstance(prepared, BaseException):
+                    raise prepared
+                out = pipeline.run(item, output_dir, prepared=prepared, write=write)
+                out.seconds["pre"] = seconds
+                result.seconds, result.outputs = dict(out.seconds), list(out.outputs)
+                if on_case is not None:
+                    on_case(item, out, result)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # one bad case is reported, the others go on
+                result.error = f"{type(e).__name__}: {e}"
+                logger.error("%s failed: %s", name, result.error)
+                logger.debug("traceback of %s", name, exc_info=e)
+            else:
+                logger.info("%s: %s", name, " ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
+            results.append(result)
+            bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def _prepared(pipeline: CasePipeline, items: Sequence[dict[str, Any]], prefetch: int) -> Iterator[tuple[Any, float]]:
+    """(context or exception, seconds) per item, `prefetch` items prepared ahead on a thread."""
+
+    def load(item: dict[str, Any]) -> tuple[Any, float]:
+        t = time.perf_counter()
+        try:
+            return pipeline.prepare(item), time.perf_counter() - t
+        except Exception as e:  # reported by the loop, in order
+            return e, time.perf_counter() - t
+
+    if prefetch <= 0:
+        for item in items:
+            yield load(item)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-load") as pool:
+        pending: list[Future] = []
+        it = iter(items)
+        for item in _take(it, prefetch + 1):
+            pending.append(pool.submit(load, item))
+        while pending:
+            yield pending.pop(0).result()
+            for item in _take(it, 1):
+                pending.append(pool.submit(load, item))
+
+
+def _take(it: Iterator[Any], n: int) -> list[Any]:
+    out = []
+    for _ in range(n):
+        with contextlib.suppress(StopIteration):
+            out.append(next(it))
+    return out
