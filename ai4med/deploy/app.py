@@ -72,32 +72,19 @@ class DeployError(UserError):
 
 # --- the application folder ---------------------------------------------------------------------
 def _registries() -> Any:
-    """Kind -> registry for the app's config: the package's, plus the deploy components and model loaders."""
+    """Kind -> registry for the app's config: the package's, plus seed 003's inferer name."""
     from ai4med.config.registries import get_registry
     from ai4med.config.registry import Registry
-    from ai4med.workflows.bulk_evaluator import MODEL_LOADERS
 
-    here = "ai4med.deploy.components"
-    extra: dict[str, dict[str, Any]] = {
-        "inferers": {"TRTISScanWindowInferer": f"{here}:TRTISScanWindowInferer"},
-        "writers": {"MhdWriter": f"{here}:MhdWriter", "MetaImageWriter": f"{here}:MhdWriter",
-                    "PredictionWriter": "ai4med.workflows.bulk_evaluator:PredictionWriter"},
-        "model_loaders": {"TRTISModelLoader": f"{here}:TRTISModelLoader",
-                          **{k: f"ai4med.workflows.bulk_evaluator:{v.__name__}" for k, v in MODEL_LOADERS.items()}},
-    }
+    extra = {"inferers": {"TRTISScanWindowInferer": "ai4med.deploy.components:TRTISScanWindowInferer"}}
     cache: dict[str, Registry] = {}
 
     def source(kind: str) -> Registry:
         if kind not in cache:
-            if kind not in extra:
-                cache[kind] = get_registry(kind)
-            else:
-                try:
-                    base = get_registry(kind)
-                    entries = {n: base.target(n) for n in base.names()}
-                except KeyError:
-                    entries = {}
-                cache[kind] = Registry(kind, {**entries, **extra[kind]})
+            base = get_registry(kind)
+            if kind in extra:
+                base = Registry(kind, {**{n: base.target(n) for n in base.names()}, **extra[kind]})
+            cache[kind] = base
         return cache[kind]
 
     return source
@@ -154,9 +141,10 @@ class DeployApp:
 def load_app(root: str, overrides: Sequence[str] = ()) -> DeployApp:
     """Load and build the application folder `root` (its config/ files); every problem is a DeployError."""
     from ai4med.components.inferers.sw_inferer import ScanWindowInferer
+    from ai4med.components.writers.prediction import MhdWriter
     from ai4med.config.loader import load_json
     from ai4med.config.workflow_config import load_config
-    from ai4med.deploy.components import MhdWriter, TRTISScanWindowInferer
+    from ai4med.deploy.components import TRTISScanWindowInferer
 
     root = os.path.abspath(root)
     if not os.path.isdir(root):
@@ -202,13 +190,13 @@ def _local_model_path(path: str, app_root: str) -> str:
         elif os.path.isfile(p):
             return p
     raise DeployError(f"model file not found: {path} (a TorchScript .ts or ONNX .onnx file from `ai4med export`, "
-                      "or a folder holding model.ts / model.onnx)")
+                      "a checkpoint in an MMAR's models/ folder, or a folder holding model.ts / model.onnx)")
 
 
 def _triton_target(app: DeployApp, settings: DeploySettings) -> tuple[str, str, str]:
     """(url, protocol, where the address came from) for Triton."""
-    from ai4med.deploy.components import TRTISModelLoader, TRTISScanWindowInferer
-    from ai4med.workflows.bulk_evaluator import TritonModelLoader
+    from ai4med.deploy.components import TRTISScanWindowInferer
+    from ai4med.inference.loaders import TritonModelLoader, TRTISModelLoader
 
     loader, inferer = app.model_loader, app.inferer
     url, source = settings.triton_url, settings.triton_url_source
@@ -235,9 +223,9 @@ def _triton_target(app: DeployApp, settings: DeploySettings) -> tuple[str, str, 
 def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
     """The inference context to run and a line describing it (see the module docstring for the order)."""
     from ai4med.apps._cli_args import resolve_device
-    from ai4med.components.inferers.triton_predictor import TritonUnavailableError
-    from ai4med.deploy.components import FailFastTritonContext, TRTISModelLoader
-    from ai4med.workflows.bulk_evaluator import ModelFileLoader, TritonModelLoader, context_for_file
+    from ai4med.components.inferers.triton_predictor import FailFastTritonContext, TritonUnavailableError
+    from ai4med.inference.loaders import ModelFileLoader, TritonModelLoader, TRTISModelLoader
+    from ai4med.inference.models import model_format, open_model
 
     if settings.model and settings.sources.get("model", "").startswith("flag") and settings.triton_url and \
             settings.triton_url_source.startswith("flag"):
@@ -249,8 +237,9 @@ def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
     if not local and not settings.triton_url and loader is not None and not triton_loader:
         if not isinstance(loader, ModelFileLoader):
             raise DeployError(f"{app.cfg.file}: model_loader {type(loader).__name__} needs a training config; the "
-                              "deploy app runs exported models (TorchScriptLoader / OnnxModelLoader / TRTISModelLoader)")
-        local, local_source = app.cfg.resolve_path(loader.path), "the config's model_loader"
+                              "deploy app runs exported models (TorchScriptLoader / OnnxModelLoader / TRTISModelLoader)"
+                              " or a checkpoint in an MMAR's models/ folder (--model)")
+        local, local_source = loader.resolve(app.cfg), "the config's model_loader"
     if not local and not settings.triton_url and loader is None:
         try:
             local, local_source = _local_model_path(os.path.join(app.root, "models"), app.root), "the app's models/"
@@ -260,12 +249,14 @@ def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
         path = _local_model_path(local, app.root)
         device = resolve_device(settings.device)
         try:
-            ctx = context_for_file(path, None, device, "fp32", runtime=settings.runtime)
+            ctx = open_model(path, device=device, precision="fp32", runtime=settings.runtime,
+                             trust=bool(getattr(settings, "trust_checkpoint", False)))
         except UserError:
             raise
         except Exception as e:
             raise DeployError(f"cannot load the model {path}: {type(e).__name__}: {e}") from e
-        line = f"local {'ONNX' if path.lower().endswith('.onnx') else 'TorchScript'} model {path} on {device}"
+        kind = {"onnx": "ONNX", "torchscript": "TorchScript", "checkpoint": "checkpoint"}[model_format(path)]
+        line = f"local {kind} model {path} on {device}"
         if path.lower().endswith(".onnx"):
             engine = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[ctx.runtime]
             origin = settings.sources.get("runtime", "default")
@@ -573,8 +564,9 @@ def deploy(settings: DeploySettings) -> DeployResult:
     """Run the application on every input; raises DeployError when nothing can be done."""
     import tempfile
 
-    from ai4med.deploy.components import PublishWriter
-    from ai4med.workflows.bulk_evaluator import BulkEvaluator
+    from ai4med.components.writers.prediction import PublishWriter
+    from ai4med.inference.pipeline import CasePipeline
+    from ai4med.inference.runner import run_cases
 
     start = time.perf_counter()
     with _LogFile(settings.logs):
@@ -641,16 +633,14 @@ def deploy(settings: DeploySettings) -> DeployResult:
                 except OSError as e:
                     result.failed[case.key] = f"cannot stage the files of {case.describe()}: {e}"
                     logger.error("%s failed: %s", case.key, result.failed[case.key])
-            evaluator = BulkEvaluator(
-                [{"image": source} for _, source in runs], ctx, app.inferer, app.pre_transforms, app.post_transforms, writers,
-                do_validation=False, output_infer_result=True, output_dir=output, progress=settings.progress,
-            )
-            evaluation = evaluator.run()
+            pipeline = CasePipeline(ctx, app.inferer, app.pre_transforms, app.post_transforms, writers)
+            done_cases = run_cases(pipeline, [{"image": source} for _, source in runs], output,
+                                   progress=settings.progress, desc="deploy")
         finally:
             ctx.close()
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-        for (case, source), done in zip(runs, evaluation.cases):
+        for (case, source), done in zip(runs, done_cases):
             if done.error is not None:
                 error = done.error.replace(source, case.path) if case.split else done.error
                 result.failed[case.key] = error
@@ -733,8 +723,7 @@ def app_config_origin(folder: str, from_export: str | None, written: Sequence[st
 def check_app(settings: DeploySettings) -> str:
     """`--check`: the app loads, and a local model (if that is what would run) loads; no input, no server."""
     app = load_app(settings.app, settings.overrides)
-    from ai4med.deploy.components import TRTISModelLoader
-    from ai4med.workflows.bulk_evaluator import TritonModelLoader
+    from ai4med.inference.loaders import TritonModelLoader, TRTISModelLoader
 
     uses_triton = settings.triton_url or (
         not settings.model and isinstance(app.model_loader, (TRTISModelLoader, TritonModelLoader)))

@@ -87,7 +87,7 @@ def test_nifti_metaimage_and_dicom_inputs(env, tmp_path, model, capsys) -> None:
     _no_temp_files(out["output"], out["publish"])
     log = open(os.path.join(out["logs"], "deploy.log")).read()
     for name in env["cases"]:
-        assert re.search(re.escape(name) + r": load [\d.]+s infer [\d.]+s post [\d.]+s write [\d.]+s", log)
+        assert re.search(re.escape(name) + r": pre [\d.]+s infer [\d.]+s post [\d.]+s write [\d.]+s", log)
     assert "deploy summary: 3 of 3 input(s) segmented" in log
     assert "deploy summary: 3 of 3" in capsys.readouterr().out
 

@@ -126,7 +126,7 @@ def test_study_folder_gives_one_output_per_series(env, single, tmp_path, capsys,
         assert re.search(r"study_3 <- .*#7 'Abdomen delayed' \(CT, 5 slice\(s\) of 16x16.*: ignored: not one "
                          r"volume: .*slice spacing is not uniform.*gap of 4\.000 mm", text)
     assert re.search(rf"ignored {re.escape(study)} \[study_3\]: .*gap of 4\.000 mm", log)
-    assert re.search(r"study_1: load [\d.]+s infer", log) and re.search(r"study_2: load [\d.]+s infer", log)
+    assert re.search(r"study_1: pre [\d.]+s infer", log) and re.search(r"study_2: pre [\d.]+s infer", log)
 
 
 def test_series_filter_flag_and_environment(env, tmp_path, monkeypatch, capsys) -> None:
