@@ -554,6 +554,27 @@ class CropRandomSubImageInRange(CropRandomSizeWithDisplacement):
 # --------------------------------------------------------------------------------------------
 # foreground crop (AIAA / DExtr3D)
 # --------------------------------------------------------------------------------------------
+def crop_box_to_size(img: MedicalImage, start: Sequence[int], stop: Sequence[int], size: Sequence[int],
+                     order: int = 1) -> MedicalImage:
+    """The box `[start, stop)` of `img` resampled to `size` (voxel centres of the box, CropForegroundObject's
+    mapping), with AFFINE and CROP_BOX updated: the crop the annotation server makes around clicked points
+    is the one training made around the label."""
+    box = [int(e) - int(s) for s, e in zip(start, stop)]
+    size = [int(v) for v in size]
+    scale = np.array(box, dtype=np.float64) / np.array(size, dtype=np.float64)
+    voxel_map = _embed(np.diag(scale), np.array(start) + 0.5 * scale - 0.5)
+    out = img.new_image(_resize_box(img.get_data(), _spatial_axes(img), start, box, size, order=order))
+    _update_geometry(out, voxel_map, ([int(v) for v in start], [int(v) for v in stop]))
+    return out
+
+
+def box_index_map(start: Sequence[int], stop: Sequence[int], size: Sequence[int], points: np.ndarray) -> np.ndarray:
+    """Indices in the grid of `crop_box_to_size(start, stop, size)` of `points` (indices of the input grid)."""
+    box = np.array([int(e) - int(s) for s, e in zip(start, stop)], dtype=np.float64)
+    scale = box / np.array(size, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) - np.array(start) + 0.5) / scale - 0.5
+
+
 class CropForegroundObject(Transformer):
     """Crop the bounding box of the foreground object (plus a margin) and resize it to `size`.
 
@@ -619,8 +640,7 @@ class CropForegroundObject(Transformer):
         scale = np.array(box, dtype=np.float64) / np.array(size, dtype=np.float64)
         voxel_map = _embed(np.diag(scale), np.array(start) + 0.5 * scale - 0.5)
 
-        img_out = image.new_image(_resize_box(image.get_data(), _spatial_axes(image), start, box, size, order=1))
-        _update_geometry(img_out, voxel_map, (start, stop))
+        img_out = crop_box_to_size(image, start, stop, size, order=1)
         binary = mask_full.astype(data.dtype)
         lab_out = label.new_image(_resize_box(binary, _spatial_axes(label), start, box, size, order=0))
         _update_geometry(lab_out, voxel_map, (start, stop))

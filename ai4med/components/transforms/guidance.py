@@ -158,6 +158,15 @@ class AddExtremePointsChannel(Transformer):
         else:
             pts = np.zeros((0, mask.ndim), dtype=np.int64)
         transform_ctx.record(self.get_name(), {"points": pts.tolist()})
+        return self.add_channel(transform_ctx, pts)
+
+    def add_channel(self, transform_ctx: TransformContext, pts: np.ndarray) -> TransformContext:
+        """Append the points channel for `pts` (indices in the image's current grid), as `transform`
+        does for the label's extreme points; the annotation server calls this with the clicked points."""
+        image = transform_ctx.get_image(self.image_field)
+        sf = image.get_shape_format()
+        spatial = tuple(image.shape[a] for a in sf.get_spatial_axes())
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, len(spatial))
         heat = points_heatmap(spatial, pts, self.sigma, self.rescale_min, self.rescale_max)
         data = image.get_data()
         if not sf.has_channel():

@@ -1,7 +1,16 @@
-"""Engine: one served model and the inference template every engine follows.
+"""Engine: one served model, run through the one inference template (`ai4med.inference.pipeline`).
 
-    pre (engine guidance + configured pre_transforms) -> infer (the device's queue) ->
-    post (activation, threshold/argmax, configured post_transforms) -> result on the input grid
+    guidance in (the engine: crop around clicks, ...) -> configured pre_transforms ->
+    guidance channels (the engine: points, clicks) -> infer (the device's queue) ->
+    configured post_transforms -> label map back on the uploaded image's grid
+
+The CLI, the deploy app and every engine share the model opener, the pre/post stages and the
+rule that turns an output into a label map (`to_label_map`: argmax over several channels,
+`> thresh` for one) and brings it back through the geometry (AFFINEs). An engine keeps only
+what is its own: the guidance it turns into input (`guidance_in`, `add_guidance`) and the reply
+params. The configured transforms run as configured; the few an engine performs itself from
+the request (`GUIDANCE`) and file writers (a server writes no files) are named in the log when
+the model loads, never dropped silently.
 
 Each stage's wall time is returned in `params["latencies"]`. Engines never read or write
 files and never see HTTP: the router hands them a `SpatialView` and the request params
@@ -19,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,12 +42,8 @@ from ai4med.server.images import SpatialView
 
 logger = logging.getLogger(__name__)
 
-#: transforms the engines do themselves (guidance, loading, activation/argmax, writing)
-ENGINE_HANDLED = {
-    "AddExtremePointsChannel", "LoadNifti", "LoadNifty", "LoadPng", "LoadJpg", "LoadNumpyFromFilename",
-    "LoadImageMasksFromNumpy", "SplitAcrossChannels", "ArgmaxAcrossChannels", "ThresholdValues",
-    "WriteNiftyResults", "SaveAsNifti", "SplitBasedOnLabel", "FetchExtremePoints", "RestoreOriginalShape",
-}
+#: transforms that write files: a server replies with the result and writes nothing
+WRITERS = {"WriteNiftyResults", "SaveAsNifti"}
 
 
 @dataclass
@@ -67,26 +72,12 @@ def to_probabilities(pred: np.ndarray, activation: str = "auto") -> np.ndarray:
 
 
 def to_label(prob: np.ndarray, thresh: float = 0.5) -> np.ndarray:
-    """Probabilities (C, *spatial) -> uint8 label map: C=1 or 2 thresholded, else argmax."""
-    if prob.shape[0] == 1:
-        return (prob[0] > thresh).astype(np.uint8)
-    if prob.shape[0] == 2:
-        return (prob[1] > thresh).astype(np.uint8)
-    return np.argmax(prob, axis=0).astype(np.uint8)
+    """Channel-first probabilities (C, *spatial) -> uint8 label map, by the one rule of every door
+    (`ai4med.inference.pipeline.to_label_map`): argmax for C > 1, `> thresh` for C = 1."""
+    from ai4med.inference.pipeline import to_label_map
 
-
-def resize(data: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
-    """Resample the spatial axes of channel-first `data` to `shape` (order 1 linear, 0 nearest)."""
-    shape = tuple(int(s) for s in shape)
-    if tuple(data.shape[1:]) == shape:
-        return data
-    import torch
-
-    t = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
-    mode = "nearest-exact" if order == 0 else ("trilinear" if len(shape) == 3 else "bilinear")
-    kw = {} if order == 0 else {"align_corners": True}
-    out = torch.nn.functional.interpolate(t, size=shape, mode=mode, **kw)[0].numpy()
-    return out
+    fmt = {3: "CHW", 4: "CDHW"}.get(prob.ndim, "CDHW")
+    return to_label_map(MedicalImage(np.asarray(prob, np.float32), fmt), thresh).get_data()
 
 
 class Engine:
@@ -127,22 +118,31 @@ class Engine:
         self._stats_lock = threading.Lock()
 
     # --- loading ----------------------------------------------------------------------
+    #: configured pre_transforms the engine performs itself from the request (name -> what replaces it)
+    GUIDANCE: ClassVar[dict[str, str]] = {}
+
     def default_inferer(self) -> dict[str, Any]:
         return {"name": "TorchSimpleInferer"}
 
     def load(self) -> None:
-        """Build the model, the inferer and the transforms (raises ModelConfigError)."""
-        self.context = build_context(self.config, self.config_dir, self.device)
+        """Build the model, the inferer, the transforms and the case pipeline (raises ModelConfigError)."""
+        from ai4med.inference.pipeline import CasePipeline
+
+        self.context = build_context(self.config, self.config_dir, self.device, self.config_path)
         node = self.config.get("inferer") or self.config.get("inference") or self.default_inferer()
         self.inferer = self._build(node, "inferers", "inferer")
+        self.guidance_nodes: dict[str, Any] = {}
         self.pre = self._transforms(self.config.get("pre_transforms") or [], "pre_transforms")
         self.post = self._transforms(self.config.get("post_transforms") or [], "post_transforms")
+        self.result_field = self._result_field()
+        self.pipeline = CasePipeline(self.context, self.inferer, self.pre, self.post, (),
+                                     result_field=self.result_field, threshold=self.thresh)
 
     def _build(self, node: Any, kind: str, what: str) -> Any:
         try:
             return build_component(node, kind, self.config_path)
         except Exception as exc:
-            raise ModelConfigError(f"{self.config_path}: {what}: {exc}") from exc
+            raise ModelConfigError(f"{os.path.basename(self.config_path or '')}: {what}: {exc}") from exc
 
     def _transforms(self, nodes: list[Any], what: str) -> list[Any]:
         if not isinstance(nodes, list):
@@ -152,10 +152,32 @@ class Engine:
             if not isinstance(raw, dict):
                 raise ModelConfigError(f"{self.config_path}: {what}[{i}] must be an object")
             node = transform_node(raw)
-            if node.get("disabled") or node["name"] in ENGINE_HANDLED:
+            if node.get("disabled"):
+                continue
+            name = node["name"]
+            if what == "pre_transforms" and name in self.GUIDANCE:
+                self.guidance_nodes[name] = self._build(node, "transforms", f"{what}[{i}]")
+                logger.info("model %s: %s[%d] %s is done by the engine, at its place in the chain: %s", self.name,
+                            what, i, name, self.GUIDANCE[name])
+                out.append(GuidanceStep(name))
+                continue
+            if name in WRITERS:
+                logger.info("model %s: %s[%d] %s skipped: the server replies with the result and writes no "
+                            "files", self.name, what, i, name)
                 continue
             out.append(self._build(node, "transforms", f"{what}[{i}]"))
         return out
+
+    def _result_field(self) -> str | None:
+        """The field the reply's mask comes from: the first configured writer's (seed 004 writes the
+        `prediction` channel split off by SplitAcrossChannels), else the prediction itself."""
+        for w in self.config.get("writers") or []:
+            if isinstance(w, dict):
+                node = transform_node(w)
+                key = (node.get("args") or {}).get("applied_key") or (node.get("args") or {}).get("field")
+                if isinstance(key, str) and key not in ("image", "label"):
+                    return key
+        return None
 
     def in_channels(self, default: int = 1) -> int:
         """Input channels of the model (declared, else guessed from its first convolution)."""
@@ -227,54 +249,71 @@ class Engine:
     def process(self, view: SpatialView, params: dict[str, Any]) -> EngineResult:
         raise NotImplementedError
 
-    # --- stages shared by the engines ---------------------------------------------------
-    def apply_pre(self, data: np.ndarray, like: MedicalImage) -> np.ndarray:
-        """Configured pre_transforms on channel-first data; returns channel-first float32."""
-        if not self.pre:
-            return data.astype(np.float32, copy=False)
-        fmt = "CDHW" if data.ndim == 4 else "CHW"
-        img = like.new_image(data.astype(np.float32, copy=False), fmt)
-        # configs written for training name a label field too (VolumeTo4dArray(["image", "label"]));
-        # at inference an empty label stands in for it
-        label = like.new_image(np.zeros(data.shape[1:], np.uint8), fmt[1:])
-        ctx = TransformContext({"image": img, "label": label}, rng=np.random.default_rng(0))
+    # --- the template -------------------------------------------------------------------
+    def run_case(self, image: MedicalImage, lat: dict[str, float],
+                 guidance: dict[str, tuple[Callable[[TransformContext], TransformContext], str]] | None = None,
+                 ) -> np.ndarray:
+        """One request through the template; returns the label map on `image`'s own grid.
+
+        `guidance` maps a `GUIDANCE` transform name to (what the engine does instead, "first" or
+        "last"): it runs where the config names that transform, else before ("first") or after
+        ("last") the configured pre-transforms. E.g. DEXTR3D's crop around the clicks (tracked in
+        the AFFINE) and its points channel.
+        """
+        t = time.perf_counter()
+        guidance = dict(guidance or {})
+        ctx = TransformContext({"image": image, GuidanceStep.FIELD: guidance}, rng=np.random.default_rng(0))
+        placed = {step.name for step in self.pre if isinstance(step, GuidanceStep)}
         try:
-            for t in self.pre:
-                ctx = t(ctx) if callable(t) else t.transform(ctx)
+            for name, (fn, where) in guidance.items():
+                if name not in placed and where == "first":
+                    ctx = fn(ctx)
+            ctx = self.pipeline.prepare(ctx)
+            for name, (fn, where) in guidance.items():
+                if name not in placed and where != "first":
+                    ctx = fn(ctx)
+            del ctx[GuidanceStep.FIELD]
         except ApiError:
             raise
         except Exception as exc:
             raise ApiError(400, f"pre-processing failed for this image: {str(exc)[:300]}") from None
-        out = ctx.get_image("image")
-        sf = out.get_shape_format()
-        arr = out.get_data()
-        arr = np.moveaxis(arr, sf.get_channel_axis(), 0) if sf.has_channel() else arr[None]
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        t = timed(lat, "pre", t)
+        ctx["model"] = self.pipeline.predict(ctx)
+        t = timed(lat, "infer", t)
+        ctx = self.pipeline.postprocess(ctx)
+        mask = self.pipeline.result(ctx).get_data()
+        timed(lat, "post", t)
+        return np.ascontiguousarray(mask, dtype=np.uint8) if mask.max(initial=0) <= 255 else mask
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """Channel-first input -> channel-first float output of the model."""
+        """Channel-first input -> channel-first float output of the model (warm-up)."""
         fmt = "CDHW" if x.ndim == 4 else "CHW"
         out = self.inferer.infer({"image": x}, fmt, self.context)
         pred = next(iter(out.values())) if isinstance(out, dict) else out
         return np.asarray(pred, dtype=np.float32)
 
-    def apply_post(self, label: np.ndarray, like: MedicalImage) -> np.ndarray:
-        """Configured post_transforms on the label map (fields `model`, `pred`, `label`)."""
-        if not self.post:
-            return label
-        fmt = "DHW" if label.ndim == 3 else "HW"
-        img = like.new_image(label, fmt)
-        ctx = TransformContext({"model": img, "pred": img, "label": img}, rng=np.random.default_rng(0))
-        for t in self.post:
-            ctx = t(ctx) if callable(t) else t.transform(ctx)
-        for key in ("model", "pred", "label"):
-            out = ctx.get(key)
-            if isinstance(out, MedicalImage) and out is not img:
-                return np.asarray(out.get_data()).astype(np.uint8).reshape(label.shape)
-        return label
 
-    def label_from_pred(self, pred: np.ndarray) -> np.ndarray:
-        return to_label(to_probabilities(pred, self.activation), self.thresh)
+class GuidanceStep:
+    """Stands in a configured chain for a transform the engine performs from the request (see
+    `Engine.run_case`): it runs the engine's function put in the context for that name."""
+
+    FIELD = "_engine_guidance"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def transform(self, transform_ctx: TransformContext) -> TransformContext:
+        entry = (transform_ctx.get(self.FIELD) or {}).get(self.name)
+        return entry[0](transform_ctx) if entry else transform_ctx
+
+
+def float_image(view: SpatialView) -> MedicalImage:
+    """The uploaded image as channel-first float32 (what the loaders give the CLI), geometry kept."""
+    fmt = "CDHW" if view.data.ndim == 4 else "CHW"
+    return view.image.new_image(view.data, fmt)
 
 
 def timed(latencies: dict[str, float], stage: str, t0: float) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ai4med.server.engines.base import Engine, EngineResult, resize, timed, to_probabilities
+from ai4med.server.engines.base import Engine, EngineResult, float_image, timed, to_probabilities
 from ai4med.server.images import SpatialView
 
 
@@ -37,17 +37,25 @@ class ClassificationEngine(Engine):
     internal_name = "ClassificationEngine"
 
     def process(self, view: SpatialView, params: dict[str, Any]) -> EngineResult:
+        from ai4med.common.transform_ctx import TransformContext
+
         lat: dict[str, float] = {}
         t = time.perf_counter()
-        x = self.apply_pre(view.data, view.image)
+        ctx = TransformContext({"image": float_image(view)}, rng=np.random.default_rng(0))
         size = self.config.get("spatial_size")
         if size:
-            x = resize(x, size, order=1)
+            from ai4med.components.transforms.spatial import ScaleToShape
+
+            ctx = ScaleToShape("image", shape=[int(v) for v in size]).transform(ctx)
+        ctx = self.pipeline.prepare(ctx)
+        image = ctx.get_image("image")
+        sf = image.get_shape_format()
+        x = np.moveaxis(image.get_data(), sf.get_channel_axis(), 0) if sf.has_channel() else image.get_data()[None]
         want = int(self.config.get("in_channels", x.shape[0]))
         if x.shape[0] != want:
             x = np.repeat(x.mean(axis=0, keepdims=True), want, axis=0)
         t = timed(lat, "pre", t)
-        pred = self.infer(x)
+        pred = self.infer(np.ascontiguousarray(x, dtype=np.float32))
         t = timed(lat, "infer", t)
         out = scores(pred, self.labels, self.activation)
         timed(lat, "post", t)

@@ -2,10 +2,11 @@
 
 The seed's files use keys with spaces ("model format", "input nodes") and flat transform
 nodes (`{"name": "transforms.X", "fields": ...}`); Clara 3 uses underscores and
-`{"name": "X", "args": {...}}`. Both are read. Model files: a training checkpoint
-(`models/model.pt`: `{"model": state_dict}`) plus the network's component node (`network`
-in the config, or the MMAR's `config/config_train.json` `model`), a TorchScript file or an
-ONNX file (`model_format` or the file itself decides).
+`{"name": "X", "args": {...}}`. Both are read. The model file is opened by the one opener
+(`ai4med.inference.models.open_model`), as the CLI and the deploy app open it: a training
+checkpoint plus the network's component node (`network` in the config, or the MMAR's
+`config/config_train.json` `model`, with the MMAR's `custom/` on sys.path), a TorchScript file
+or an ONNX file (OpenVINO on a CPU, ONNX Runtime elsewhere).
 
 Example:
     >>> normalize_keys({"model format": "onnx", "pre_transforms": []})
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import zipfile
 from typing import Any
 
 from ai4med.errors import UserError
@@ -69,85 +69,48 @@ def resolve_path(path: str, base_dir: str) -> str:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
 
 
-def _mmar_network(model_path: str) -> dict[str, Any] | None:
-    """The `model` node of the MMAR that holds `model_path` (`<mmar>/models/model.pt`)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
-    for name in ("config_train.json", "config_inference.json"):
-        cfg = os.path.join(root, "config", name)
-        if os.path.isfile(cfg):
-            data = read_json(cfg)
-            node = data.get("model") or (data.get("train") or {}).get("model")
-            if isinstance(node, dict):
-                return node
-    return None
-
-
 def model_format(config: dict[str, Any], path: str) -> str:
-    """"checkpoint", "torchscript" or "onnx" from `model_format` or the file."""
-    fmt = str(config.get("model_format") or "").lower()
-    if fmt in ("onnx",):
-        return "onnx"
-    if fmt in ("torchscript", "ts", "jit", "trtmodel_torchscript"):
-        return "torchscript"
-    if fmt in ("checkpoint", "ckpt", "pt", "pytorch", "state_dict"):
-        return "checkpoint"
-    if fmt in ("trtmodel", "trt", "tensorrt"):
-        raise ModelConfigError(
-            f"model format {fmt!r} (TensorRT) is not supported; export the model to TorchScript or ONNX"
-        )
-    low = path.lower()
-    if low.endswith(".onnx"):
-        return "onnx"
-    if low.endswith((".ts", ".torchscript")):
-        return "torchscript"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            if any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()):
-                return "torchscript"
-    return "checkpoint"
+    """"checkpoint", "torchscript" or "onnx" from `model_format` or the file (`ai4med.inference.models`)."""
+    from ai4med.inference.models import ModelOpenError
+    from ai4med.inference.models import model_format as sniff
+
+    try:
+        return sniff(path, config.get("model_format"))
+    except ModelOpenError as exc:
+        raise ModelConfigError(str(exc)) from None
 
 
-def build_context(config: dict[str, Any], config_dir: str, device: str) -> Any:
-    """The inference context of a model config (a torch, TorchScript or ONNX Runtime context)."""
+def build_context(config: dict[str, Any], config_dir: str, device: str, config_file: str | None = None) -> Any:
+    """The inference context of a model config, through the one opener (`ai4med.inference.models.open_model`).
+
+    Keys: `model_path`, `model_format`, `network` (a checkpoint's network; else the MMAR holding the
+    file), `precision` ("auto"), `runtime` ("auto"), `input_nodes` / `output_nodes` (names).
+    """
+    from ai4med.inference.models import open_model
+
     path = config.get("model_path")
     if not path:
         raise ModelConfigError("the model config has no model_path")
     path = resolve_path(path, config_dir)
     if not os.path.isfile(path):
-        raise ModelConfigError(f"model file {path} not found")
+        raise ModelConfigError(f"model file {os.path.basename(path)} not found (model_path {config.get('model_path')!r})")
     fmt = model_format(config, path)
     in_names = list((config.get("input_nodes") or {"image": "image"}).keys())[:1] or ["image"]
     out_names = list((config.get("output_nodes") or {"pred": "pred"}).keys())[:1] or ["pred"]
     precision = str(config.get("precision", "auto"))
-    runtime = str(config.get("runtime", "auto"))  # torch models: auto (openvino for precision auto on CPU, else torch), torch, onnxruntime, openvino
+    runtime = str(config.get("runtime", "auto"))
     _check_runtime(runtime, precision, device, fmt)
-    if fmt == "onnx":
-        from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
-
-        ctx = OnnxInferenceContext(path, device="cuda" if str(device).startswith("cuda") else "cpu")
-        return ctx
-    if fmt == "torchscript":
-        from ai4med.components.inferers.torch_predictor import TorchScriptInferenceContext
-
-        return TorchScriptInferenceContext(path, device=device, input_names=in_names, output_names=out_names,
-                                           precision=precision, runtime=runtime)
-    from ai4med.components.inferers.torch_predictor import TorchInferenceContext
-
-    network = config.get("network") or _mmar_network(path)
-    if not isinstance(network, dict):
-        raise ModelConfigError(
-            f"{path} is a checkpoint: the model config needs a 'network' component node "
-            "(e.g. {\"name\": \"Unet\", \"args\": {...}}) or the file must sit in an MMAR's models/ folder"
-        )
+    network = config.get("network")
+    if network is not None and not isinstance(network, dict):
+        raise ModelConfigError("'network' must be a component node, e.g. {\"name\": \"Unet\", \"args\": {...}}")
     try:
-        return TorchInferenceContext.from_checkpoint(
-            network, path, device=device, input_names=in_names, output_names=out_names,
-            precision=precision, runtime=runtime,
-        )
-    except UserError:
-        raise
+        return open_model(path, network=network, network_file=config_file, device=device,
+                          precision=precision, runtime=runtime, declared_format=fmt,
+                          input_names=in_names, output_names=out_names, trust=bool(config.get("trust_checkpoint")))
+    except UserError as exc:
+        raise ModelConfigError(str(exc)) from None
     except Exception as exc:
-        raise ModelConfigError(f"{path}: cannot load the checkpoint into {network.get('name')}: {exc}") from exc
+        raise ModelConfigError(f"{os.path.basename(path)}: cannot load the model: {exc}") from exc
 
 
 def _check_runtime(runtime: str, precision: str, device: str, fmt: str) -> None:
@@ -156,17 +119,19 @@ def _check_runtime(runtime: str, precision: str, device: str, fmt: str) -> None:
 
     from ai4med.components.inferers.precision import resolve_precision
     from ai4med.components.inferers.torch_predictor import resolve_runtime
+    from ai4med.inference.models import ModelOpenError, onnx_runtime_for
 
-    if fmt == "onnx":  # an ONNX file runs on ONNX Runtime whatever "runtime" says
-        return
     try:
+        if fmt == "onnx":
+            onnx_runtime_for(device, runtime)
+            return
         dev = torch.device(device)
         resolve_runtime(runtime, precision, resolve_precision(precision, dev), dev, None, False)
         if runtime == "openvino":
             from ai4med.components.inferers.openvino_runtime import require_openvino
 
             require_openvino()
-    except (ValueError, ImportError) as exc:
+    except (ValueError, ImportError, ModelOpenError) as exc:
         raise ModelConfigError(f"model config runtime {runtime!r}: {exc}") from exc
 
 

@@ -14,14 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ai4med.components.transforms.guidance import points_heatmap
-from ai4med.server.engines.base import Engine, EngineResult, resize, timed
+from ai4med.server.engines.base import Engine, EngineResult, float_image
 from ai4med.server.errors import ApiError
 from ai4med.server.images import SpatialView, to_index
 from ai4med.server.points import int_list, parse_point_or_list, parse_points
@@ -78,28 +77,36 @@ class DeepgrowEngine(Engine):
             raise ApiError(400, "deepgrow needs at least one foreground click")
         return fg, bg, cp
 
-    def _segment(self, image: np.ndarray, fg: np.ndarray, bg: np.ndarray, like: Any,
-                 lat: dict[str, float], t: float) -> tuple[np.ndarray, float]:
-        """Segment channel-first `image` (any size) with clicks in its index space."""
-        size = image.shape[1:]
-        x = resize(image[:1], self.spatial_size, order=1)
-        scale = np.array(self.spatial_size) / np.array(size)
+    def _segment(self, image: Any, fg: np.ndarray, bg: np.ndarray, lat: dict[str, float]) -> np.ndarray:
+        """Segment `image` (a channel-first MedicalImage of any size) with clicks in its index space;
+        the mask comes back on `image`'s grid."""
+        from ai4med.components.transforms.spatial import ScaleToShape
+
+        size = np.array(image.shape[1:])
+        scale = np.array(self.spatial_size) / size
         fgs = np.clip(np.floor(fg * scale), 0, np.array(self.spatial_size) - 1) if len(fg) else fg
         bgs = np.clip(np.floor(bg * scale), 0, np.array(self.spatial_size) - 1) if len(bg) else bg
-        x = self.apply_pre(x, like)
-        x = np.concatenate([x, guidance(self.spatial_size, fgs, self.sigma)[None],
-                            guidance(self.spatial_size, bgs, self.sigma)[None]], axis=0)
-        t = timed(lat, "pre", t)
-        pred = self.infer(x)
-        t = timed(lat, "infer", t)
-        label = self.label_from_pred(pred)
-        label = resize(label[None].astype(np.float32), size, order=0)[0].astype(np.uint8)
-        return label, t
+        image = image.new_image(image.get_data()[:1], image.get_shape_format())
+
+        def clicks(ctx: Any) -> Any:
+            img = ctx.get_image("image")
+            sf = img.get_shape_format()
+            data = np.moveaxis(img.get_data(), sf.get_channel_axis(), 0) if sf.has_channel() else img.get_data()[None]
+            out = np.concatenate([data.astype(np.float32, copy=False),
+                                  guidance(self.spatial_size, fgs, self.sigma)[None],
+                                  guidance(self.spatial_size, bgs, self.sigma)[None]], axis=0)
+            ctx.set_image("image", img.new_image(out, "CDHW" if out.ndim == 4 else "CHW"))
+            return ctx
+
+        resize = ScaleToShape("image", shape=list(self.spatial_size))
+        return self.run_case(image, lat, {"resize": (resize.transform, "first"), "clicks": (clicks, "last")})
 
     def process(self, view: SpatialView, params: dict[str, Any]) -> EngineResult:
+        from ai4med.common.medical_image import MedicalImage
+
         lat: dict[str, float] = {}
-        t = time.perf_counter()
         fg, bg, cp = self._clicks(view, params, view.shape)
+        image = float_image(view)
         if self.dimension == 3:
             if view.ndim != 3:
                 raise ApiError(400, "a 3D deepgrow model needs a 3D image")
@@ -112,13 +119,12 @@ class DeepgrowEngine(Engine):
             hi = np.array([b[1] for b in box])
             inside = lambda p: p[np.all((p >= lo) & (p < hi), axis=1)] - lo if len(p) else p  # noqa: E731
             sl = tuple(slice(a, b) for a, b in box)
-            label, t = self._segment(view.data[(slice(None), *sl)], inside(fg), inside(bg), view.image, lat, t)
-            label = self.apply_post(label, view.image)
+            crop = MedicalImage(np.ascontiguousarray(view.data[(slice(None), *sl)]), "CDHW")
+            label = self._segment(crop, inside(fg), inside(bg), lat)
             mask = np.zeros(view.shape, np.uint8)
             mask[sl] = label
         elif view.ndim == 2:
-            label, t = self._segment(view.data, fg, bg, view.image, lat, t)
-            mask = self.apply_post(label, view.image)
+            mask = self._segment(image, fg, bg, lat)
             box = [[0, view.shape[1]], [0, view.shape[0]]] if view.picture else [[0, s] for s in view.shape]
         else:
             k = int((cp[-1] if cp is not None else fg[-1])[2])
@@ -126,9 +132,9 @@ class DeepgrowEngine(Engine):
             fg2, bg2 = on(fg), on(bg)
             if len(fg2) == 0:
                 raise ApiError(400, f"2D deepgrow: no foreground click on slice z={k}")
-            label, t = self._segment(view.data[..., k], fg2, bg2, view.image, lat, t)
+            plane = MedicalImage(np.ascontiguousarray(view.data[..., k]), "CHW")
+            label = self._segment(plane, fg2, bg2, lat)
             mask = np.zeros(view.shape, np.uint8)
             mask[..., k] = label
             box = [[0, view.shape[0]], [0, view.shape[1]], [k, k + 1]]
-        timed(lat, "post", t)
         return EngineResult(mask, {"crop": box, "latencies": lat})

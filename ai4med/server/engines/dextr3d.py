@@ -4,39 +4,44 @@ The client (Slicer, the Python/C++ libraries) normally crops the image around th
 with `padding` mm, resamples it to `roi` and sends that ROI with ROI-space points. The
 engine repeats the same crop on what it receives (for a pre-processed ROI the crop is the
 whole ROI, so nothing changes; for a full image, e.g. MITK or a session, it crops here),
-resamples to `roi`, adds the Gaussian extreme-points channel (AddExtremePointsChannel's
-kernel, `sigma`), infers, and returns a mask on the grid of the uploaded image.
+resamples it to `roi` with CropForegroundObject's own mapping (the crop training made around the
+label), runs the configured pre-transforms, adds the extreme-points channel with the configured
+AddExtremePointsChannel (its `sigma` and range) at the clicked points, infers, runs the configured
+post-transforms and brings the mask back onto the grid of the uploaded image through the crop's
+geometry. Crop boxes are end-exclusive and may reach the last voxel: a 128^3 ROI stays 128^3.
 
 Example:
     >>> import numpy as np
     >>> crop_box(np.array([[5, 5, 5], [9, 9, 9]]), (20, 20, 20), (1.0, 1.0, 1.0), 2.0)
     [[3, 11], [3, 11], [3, 11]]
+    >>> crop_box(np.array([[0, 0, 0], [127, 127, 127]]), (128, 128, 128), (1.0, 1.0, 1.0), 20.0)
+    [[0, 128], [0, 128], [0, 128]]
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ai4med.common.constants import ImageProperty
-from ai4med.components.transforms.guidance import points_heatmap
-from ai4med.server.engines.base import Engine, EngineResult, resize, timed
+from ai4med.server.engines.base import Engine, EngineResult, float_image
 from ai4med.server.errors import ApiError
 from ai4med.server.images import SpatialView, to_index
 from ai4med.server.points import parse_points
 
 
 def crop_box(points: np.ndarray, shape: Sequence[int], spacing: Sequence[float], pad_mm: float) -> list[list[int]]:
-    """The client's crop (aiaa_api.md §3.4 step 2-4): points +- pad voxels, end-exclusive, in the image."""
+    """The client's crop (aiaa_api.md §3.4 step 2-4): points +- pad voxels as end-exclusive [start, stop)
+    boxes, capped at the image size (the client caps at size - 1, which would drop the last plane of a
+    ROI it already cropped: the server keeps it)."""
     box = []
     for d, size in enumerate(shape):
         sp = float(spacing[d]) if d < len(spacing) else 1.0
         vx = int(pad_mm / sp) if sp > 0 else int(pad_mm)
         lo = max(int(points[:, d].min()) - vx, 0)
-        hi = min(int(points[:, d].max()) + vx, size - 1)
+        hi = min(int(points[:, d].max()) + vx, int(size))
         box.append([lo, max(hi, lo + 1)])
     return box
 
@@ -50,6 +55,10 @@ class Dextr3dCroppedEngine(Engine):
 
     model_type = "annotation"
     internal_name = "Dextr3dCroppedEngine"
+    GUIDANCE = {
+        "CropForegroundObject": "the crop around the clicked points (padding mm, resampled to roi)",
+        "AddExtremePointsChannel": "the points channel, drawn at the clicked points",
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,31 +79,35 @@ class Dextr3dCroppedEngine(Engine):
     def warmup_input(self) -> np.ndarray:
         return np.zeros((2, *self.roi), np.float32)
 
+    def points_channel(self) -> Any:
+        """The configured AddExtremePointsChannel (its sigma and range), else one with `sigma`."""
+        from ai4med.components.transforms.guidance import AddExtremePointsChannel
+
+        t = self.guidance_nodes.get("AddExtremePointsChannel")
+        return t if t is not None else AddExtremePointsChannel("image", "label", sigma=self.sigma)
+
     def process(self, view: SpatialView, params: dict[str, Any]) -> EngineResult:
+        from ai4med.components.transforms.crop import box_index_map, crop_box_to_size
+
         if view.ndim != 3:
             raise ApiError(400, f"dextr3d needs a 3D image, got a {view.ndim}D one")
         lat: dict[str, float] = {}
-        t = time.perf_counter()
         pts = to_index(parse_points(params.get("points"), "points", view.shape, min_count=self.min_points),
                        view.picture)
         spacing = view.image.get_property(ImageProperty.SPACING) or (1.0, 1.0, 1.0)
         box = crop_box(pts, view.shape, spacing, self.padding)
-        sl = tuple(slice(lo, hi) for lo, hi in box)
-        roi_in = view.data[(slice(None), *sl)][:1]
-        crop_shape = roi_in.shape[1:]
-        x = resize(roi_in, self.roi, order=1)
-        local = (pts - np.array([b[0] for b in box])) * (np.array(self.roi) / np.array(crop_shape))
-        local = np.clip(np.floor(local), 0, np.array(self.roi) - 1)
-        x = self.apply_pre(x, view.image)
-        heat = points_heatmap(self.roi, local, self.sigma)
-        x = np.concatenate([x, heat[None]], axis=0)
-        t = timed(lat, "pre", t)
-        pred = self.infer(x)
-        t = timed(lat, "infer", t)
-        label = self.label_from_pred(pred)
-        label = resize(label[None].astype(np.float32), crop_shape, order=0)[0].astype(np.uint8)
-        label = self.apply_post(label, view.image)
-        mask = np.zeros(view.shape, np.uint8)
-        mask[sl] = label
-        timed(lat, "post", t)
+        start, stop = [b[0] for b in box], [b[1] for b in box]
+        local = np.clip(np.round(box_index_map(start, stop, self.roi, pts)), 0, np.array(self.roi) - 1)
+        image = float_image(view)
+        if image.shape[0] > 1:  # the image channel only; the points channel is made here
+            image = image.new_image(image.get_data()[:1], image.get_shape_format())
+
+        def crop(ctx: Any) -> Any:
+            ctx.set_image("image", crop_box_to_size(ctx.get_image("image"), start, stop, self.roi, order=1))
+            return ctx
+
+        points = self.points_channel()
+        mask = self.run_case(image, lat, {"CropForegroundObject": (crop, "first"),
+                                          "AddExtremePointsChannel": (lambda ctx: points.add_channel(ctx, local),
+                                                                      "last")})
         return EngineResult(mask, {"crop": box, "latencies": lat})

@@ -12,13 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from ai4med.components.transforms.guidance import extreme_points
-from ai4med.server.engines.base import Engine, EngineResult, resize, timed
+from ai4med.server.engines.base import Engine, EngineResult, float_image
 from ai4med.server.images import SpatialView, from_index
 
 
@@ -51,18 +50,13 @@ class SegmentationEngine(Engine):
 
     def process(self, view: SpatialView, params: dict[str, Any]) -> EngineResult:
         lat: dict[str, float] = {}
-        t = time.perf_counter()
-        x = self.apply_pre(view.data, view.image)
         size = self.config.get("spatial_size")
+        guidance = None
         if size:
-            x = resize(x, size, order=1)
-        t = timed(lat, "pre", t)
-        pred = self.infer(x)
-        t = timed(lat, "infer", t)
-        label = self.label_from_pred(pred)
-        if label.shape != view.shape:
-            label = resize(label[None].astype(np.float32), view.shape, order=0)[0].astype(np.uint8)
-        label = self.apply_post(label, view.image)
+            from ai4med.components.transforms.spatial import ScaleToShape
+
+            resize = ScaleToShape("image", shape=[int(v) for v in size])
+            guidance = {"spatial_size": (resize.transform, "first")}
+        label = self.run_case(float_image(view), lat, guidance)
         pts = result_points(label, view.picture)
-        timed(lat, "post", t)
         return EngineResult(label, {"points": pts, "label_names": self.labels, "latencies": lat}, points=pts)
