@@ -71,25 +71,6 @@ class DeployError(UserError):
 
 
 # --- the application folder ---------------------------------------------------------------------
-def _registries() -> Any:
-    """Kind -> registry for the app's config: the package's, plus seed 003's inferer name."""
-    from ai4med.config.registries import get_registry
-    from ai4med.config.registry import Registry
-
-    extra = {"inferers": {"TRTISScanWindowInferer": "ai4med.deploy.components:TRTISScanWindowInferer"}}
-    cache: dict[str, Registry] = {}
-
-    def source(kind: str) -> Registry:
-        if kind not in cache:
-            base = get_registry(kind)
-            if kind in extra:
-                base = Registry(kind, {**{n: base.target(n) for n in base.names()}, **extra[kind]})
-            cache[kind] = base
-        return cache[kind]
-
-    return source
-
-
 def _read_json(path: str, what: str) -> Any:
     if not os.path.isfile(path):
         raise DeployError(f"{what} not found: {path}")
@@ -164,7 +145,7 @@ def load_app(root: str, overrides: Sequence[str] = ()) -> DeployApp:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise DeployError(f"overrides must be KEY=VALUE, got {bad}")
-    cfg = load_config(config_file, None, [*extra, *overrides], mmar_root=root, registries=_registries())
+    cfg = load_config(config_file, None, [*extra, *overrides], mmar_root=root)
     pre = cfg.build_list("/pre_transforms", "transforms")
     if not pre:
         raise DeployError(f"{config_file}: pre_transforms is empty: the images must at least be loaded (LoadNifti)")

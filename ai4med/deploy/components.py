@@ -25,11 +25,9 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
-from ai4med.components.inferers.torch_inferers import TorchScanWindowInferer
 from ai4med.components.inferers.triton_predictor import FailFastTritonContext
+from ai4med.components.inferers.trtis_inferer import TRTISScanWindowInferer
 from ai4med.components.writers.prediction import MhdWriter, PublishWriter
 from ai4med.inference.loaders import TRTISModelLoader, pbtxt_model_name
 from ai4med.io.names import image_stem
@@ -49,26 +47,5 @@ logger = logging.getLogger(__name__)
 def output_stem(path: str) -> str:
     """The output name of an input: its base name without the image extension (a folder: its name)."""
     return image_stem(path)
-
-
-# --- inferer and model loader --------------------------------------------------------------------
-class TRTISScanWindowInferer(TorchScanWindowInferer):
-    """Seed 003's inferer: scanning windows client-side, batches of windows to the model.
-
-    Args:
-        ip / port / protocol ("HTTP" or "GRPC"): the default Triton address (overridden at
-            run time by `--triton_url`, `AI4MED_TRITON_URL` or `NVIDIA_CLARA_TRTISURI`).
-        roi_size: window size (default: `network_input_size` of model_config.json).
-        batch_size, overlap, blend_mode, ...: as `ScanWindowInferer`.
-    """
-
-    def __init__(self, ip: str = "localhost", port: int = 8000, protocol: str = "HTTP",
-                 roi_size: Sequence[int] | None = None, batch_size: int = 1, **kwargs: Any) -> None:
-        super().__init__(roi_size, batch_size, **kwargs)
-        self.ip, self.port, self.protocol = str(ip), int(port), str(protocol).lower()
-
-    @property
-    def url(self) -> str:
-        return f"{self.ip}:{self.port}"
 
 

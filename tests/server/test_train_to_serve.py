@@ -79,7 +79,7 @@ def server(work, tmp_path_factory):
 
 
 def test_training_wrote_a_two_channel_checkpoint(work):
-    ckpt = torch.load(work / "out" / "model.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(work / "out" / "model.pt", map_location="cpu", weights_only=True)  # no pickled objects
     convs = [v for k, v in ckpt["model"].items() if k.endswith("weight") and v.ndim == 5]
     assert convs[0].shape[1] == 2, "image + extreme-points channel"
     hist = json.loads((work / "out" / "training_history.json").read_text())
@@ -192,3 +192,70 @@ def test_dextr3d_full_image_and_session(server, work, tmp_path):
     np.testing.assert_array_equal(np.asarray(nib.load(str(out2)).dataobj), full)
     assert client.close_session(sid).status == 200
     assert os.path.isfile(work / "out" / "final_model.pt")
+
+
+def _seed_eval_config(work: Path) -> dict:
+    """Seed 004 §9.1's AIAA evaluation config (config_eval_aiaa_*.json) for the page's model: CropForegroundObject
+    with size = the image size (24^3), so the prediction has the label file's shape while on another grid."""
+    network = json.loads((work / "annotation_synthetic.json").read_text())["network"]
+    return {
+        "model_loader": {"name": "CheckpointLoader", "args": {"checkpoint_file": str(work / "out" / "model.pt"),
+                                                              "model": network}},
+        "pre_transforms": [
+            {"name": "transforms.LoadNifty", "fields": ["image", "label"]},
+            {"name": "transforms.VolumeTo4dArray", "fields": ["image", "label"]},
+            {"name": "transforms.CropForegroundObject", "size": [24, 24, 24], "image_field": "image",
+             "label_field": "label", "pad": 3, "foreground_only": True},
+            {"name": "transforms.ScaleIntensityRange", "field": "image", "a_min": -1.0, "a_max": 2.0,
+             "b_min": -1.0, "b_max": 1.0, "clip": True},
+            {"name": "transforms.AddExtremePointsChannel", "image_field": "image", "label_field": "label",
+             "sigma": 3, "pert": 0},
+        ],
+        "post_transforms": [{"name": "transforms.SplitAcrossChannels", "applied_key": "model", "squeeze": True,
+                             "channel_names": ["background", "prediction"]}],
+        "writers": [{"applied_key": "prediction", "name": "writers.WriteNiftyResults", "dtype": "float32"},
+                    {"applied_key": "label", "name": "writers.WriteNiftyResults", "dtype": "uint8"}],
+        "val_metrics": [{"name": "ComputeAverageDice", "args": {"name": "mean_dice", "field": "model",
+                                                                 "label_field": "label"}}],
+        "inferer": {"name": "TFSimpleInferer"},
+    }
+
+
+def _on_grid(path: str, like: str) -> np.ndarray:
+    """The file's voxels (> 0.5) resampled onto the grid of `like` through both affines (nearest)."""
+    from ai4med.components.transforms.spatial import resample_to_grid
+
+    src, dst = nib.load(path), nib.load(like)
+    return resample_to_grid((np.asarray(src.dataobj) > 0.5).astype(np.uint8), src.affine, dst.affine, dst.shape, 0,
+                            "zeros")
+
+
+def test_evaluate_dice_is_the_dice_of_the_files_it_writes(work, tmp_path, capsys):
+    """Regression (issue 12): the prediction stays in the crop's grid but has the label file's shape; evaluate
+    used the label file as read because the shapes matched (mean Dice 0.33 where the files score 0.90)."""
+    cfg = tmp_path / "config_eval.json"
+    cfg.write_text(json.dumps(_seed_eval_config(work)))
+    datalist = str(work / "data" / "datalist.json")
+    case = json.loads(Path(datalist).read_text())["validation"][0]
+    label_file = str(work / "data" / case["label"])
+    stem = os.path.basename(case["image"]).removesuffix(".nii.gz")
+    dice = {}
+    for space in ("label", "model"):
+        out = tmp_path / space
+        assert main(["evaluate", "-c", str(cfg), "-d", datalist, "-o", str(out), "--save_predictions",
+                     "--metric_space", space, "--no_progress"]) == 0
+        dice[space] = float((out / "mean_dice_raw_results.txt").read_text().split()[1])
+        pred_file, label_written = out / stem / f"{stem}_prediction.nii.gz", out / stem / f"{stem}_label.nii.gz"
+        assert nib.load(str(pred_file)).shape == nib.load(label_file).shape == (24, 24, 24)
+        if space == "model":  # the written prediction and label share the crop's grid
+            written = np.asarray(nib.load(str(pred_file)).dataobj) > 0.5
+            assert dice[space] == pytest.approx(_dice(written, np.asarray(nib.load(str(label_written)).dataobj) > 0),
+                                                abs=1e-6)
+        else:  # the written prediction brought onto the label file's grid through the affines (NIfTI keeps the
+            # crop's affine in float32, so a voxel centre exactly between two may round the other way: 2e-3)
+            truth = np.asarray(nib.load(label_file).dataobj) > 0
+            assert dice[space] == pytest.approx(_dice(_on_grid(str(pred_file), label_file) > 0, truth), abs=2e-3)
+    crop_space_pred = np.asarray(nib.load(str(tmp_path / "label" / stem / f"{stem}_prediction.nii.gz")).dataobj) > 0.5
+    by_shape = _dice(crop_space_pred, np.asarray(nib.load(label_file).dataobj) > 0)
+    assert dice["label"] > 0.6 and abs(dice["label"] - dice["model"]) < 0.1
+    assert by_shape < dice["label"] - 0.2, "the shape-coincidence Dice must differ, else the test proves nothing"

@@ -19,6 +19,8 @@ INFERERS = Registry(
         "TFScanWindowInferer": f"{_P}.torch_inferers:TorchScanWindowInferer",
         "TFScanClassWindowInferer": f"{_P}.torch_inferers:TorchScanClassWindowInferer",
         "TFSaliencyInferer": f"{_P}.saliency:TorchSaliencyInferer",
+        # seed 003 (deploy app) name
+        "TRTISScanWindowInferer": f"{_P}.trtis_inferer:TRTISScanWindowInferer",
     },
 )
 
