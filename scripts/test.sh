@@ -28,4 +28,6 @@ if [ "$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')" = /usr ] \
     || echo "note: could not install nvidia-pytriton; the Triton tests will be skipped"
 fi
 .venv/bin/ruff check ai4med tests bench
+# the layers of ../shared/ARCHITECTURE.md §2 (contracts in pyproject.toml [tool.importlinter])
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q -n 2 "$@"

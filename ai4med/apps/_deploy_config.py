@@ -53,10 +53,10 @@ WINDOW_ARGS = ("roi_size", "batch_size", "overlap", "blend_mode", "sigma_scale",
 
 
 def base_inference_config() -> dict[str, Any]:
-    """The deploy app's bundled (base) `config_inference.json`."""
-    from ai4med.deploy.settings import BASE_APP
-
-    with open(os.path.join(BASE_APP, "config", INFERENCE_CONFIG), encoding="utf-8") as fh:
+    """The deploy app's bundled (base) `config_inference.json` (package data: read by path, no import of the
+    deploy layer, which sits above the apps)."""
+    base_app = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "templates")
+    with open(os.path.join(base_app, "config", INFERENCE_CONFIG), encoding="utf-8") as fh:
         return json.load(fh)
 
 

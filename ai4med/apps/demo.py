@@ -41,9 +41,18 @@ def lay_out_mmar(root: str, task: str) -> None:
             json.dump(cfg, fh, indent=2)
 
 
+def _infer(argv: list[str]) -> int:
+    """`ai4med infer ARGV`, in this process (the app, not the CLI: apps sit below the CLI)."""
+    from ai4med.apps import infer
+    from ai4med.apps._cli_args import add_infer_args
+
+    parser = argparse.ArgumentParser(prog="ai4med infer")
+    add_infer_args(parser)
+    return infer.run(parser.parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
     from ai4med.apps.validate import validate_checkpoint
-    from ai4med.cli import main as cli_main
     from ai4med.config.workflow_config import load_config
     from ai4med.workflows.trainer import Trainer
 
@@ -73,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = validate_checkpoint(cfg, ckpt_dir, eval_dir, trainer=trainer)
     pred_dir = os.path.join(eval_dir, "predictions")
-    if cli_main(["infer", "-m", root, "-o", pred_dir, "--no_progress"]) != 0:
+    if _infer(["-m", root, "-o", pred_dir, "--no_progress"]) != 0:
         raise RuntimeError("ai4med infer failed on the demo's validation cases")
     predictions = collect_predictions(trainer.val_pipeline.get_data_list(), pred_dir)
     pictures = [plot_training_curve(trainer.history, os.path.join(root, "training_curve.png")),
