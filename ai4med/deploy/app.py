@@ -281,6 +281,17 @@ def _is_volume(name: str) -> bool:
     return name.lower().endswith(VOLUME_EXTS)
 
 
+UNREADABLE_DICOM = "not a DICOM series"
+
+
+def _dicom_named_files(folder: str) -> int:
+    """How many files in `folder` are named like DICOM files (such a folder was meant as an input)."""
+    try:
+        return sum(1 for n in os.listdir(folder) if n.lower().endswith((".dcm", ".dicom", ".ima")))
+    except OSError:
+        return 0
+
+
 def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
     """(inputs, ignored): the volumes and DICOM folders in `folder`, and what was left out, with why.
 
@@ -303,6 +314,9 @@ def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
         if os.path.isdir(path):
             if is_dicom_folder(path):
                 inputs.append(path)
+            elif _dicom_named_files(path):
+                ignored.append((path, f"{UNREADABLE_DICOM}: none of its {_dicom_named_files(path)} DICOM-named "
+                                      "file(s) (.dcm, .dicom, .ima) is a readable DICOM image"))
             else:
                 ignored.append((path, "a folder without DICOM images"))
         elif _is_volume(name):
@@ -559,7 +573,9 @@ def deploy(settings: DeploySettings) -> DeployResult:
         except ValueError as e:
             raise DeployError(str(e)) from e
         plan = split_series(inputs, pattern)
-        ignored = ignored + plan.ignored
+        for path, why in [x for x in ignored if x[1].startswith(UNREADABLE_DICOM)]:
+            plan.failed[_case_name(path)] = f"{path}: {why}"  # meant as an input: a failure, not a note
+        ignored = [x for x in ignored if not x[1].startswith(UNREADABLE_DICOM)] + plan.ignored
         for path, why in ignored:
             logger.warning("ignored %s: %s", path, why)
         for name, why in plan.failed.items():

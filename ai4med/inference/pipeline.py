@@ -206,6 +206,34 @@ class SegmentationPostProcess:
         return transform_ctx
 
 
+def short_error(exc: BaseException, limit: int = 300) -> str:
+    """The meaningful line of an error (TorchScript / ONNX Runtime messages carry whole tracebacks)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln.split(":")[0] or ln.startswith(("RuntimeError", "ValueError")):
+            return ln[:limit]
+    return (lines[-1] if lines else type(exc).__name__)[:limit]
+
+
+def check_channels(image: MedicalImage, context: Any) -> None:
+    """A clear error when the image's channels are not the model's input channels (e.g. a 4-D file given
+    to a single-channel model), before the model is called."""
+    try:
+        shapes = context.get_model_input_shapes()
+    except Exception:  # a context that cannot tell
+        return
+    shape = tuple(next(iter(shapes.values()), ())) if isinstance(shapes, dict) else ()
+    sf = image.get_shape_format()
+    spatial = len(sf.get_spatial_axes())
+    # (batch, channels, *spatial) only: a Triton config with server-side batching declares no batch axis
+    want = shape[1] if len(shape) == spatial + 2 and isinstance(shape[1], int) and shape[1] > 0 else None
+    have = image.shape[sf.get_channel_axis()] if sf.has_channel() else 1
+    if want is not None and have != want and not sf.has_batch():
+        what = f"a {image.get_data().ndim}-D image with {have} channels"
+        raise ValueError(f"{what} ({sf}, shape {image.shape}) for a model that takes {want} input channel(s): give "
+                         "single-volume images, or pre-transforms that make the model's channels")
+
+
 # --- the pipeline ------------------------------------------------------------------------------------
 @dataclass
 class CaseOutput:
@@ -271,7 +299,11 @@ class CasePipeline:
 
         image = ctx.get_image(self.image_field)
         sf = image.get_shape_format()
-        out = self.inferer.infer({self.image_field: image.get_data()}, sf, self.context)
+        check_channels(image, self.context)
+        try:
+            out = self.inferer.infer({self.image_field: image.get_data()}, sf, self.context)
+        except RuntimeError as exc:  # a model that cannot take this input: its own words, not its traceback
+            raise ValueError(f"the model cannot run this image (shape {image.shape}, {sf}): {short_error(exc)}") from exc
         names = list(getattr(self.context, "output_names", []) or [])
         key = names[0] if names and names[0] in out else next(iter(out))
         pred = to_numpy(out[key])

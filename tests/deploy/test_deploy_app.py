@@ -151,6 +151,29 @@ def test_bad_input_is_reported_and_skipped(env, tmp_path, capsys) -> None:
     _no_temp_files(out["output"], out["publish"])
 
 
+def test_non_dicom_dcm_folder_and_4d_input_fail_clearly(env, tmp_path, capsys) -> None:
+    """issue 17 item 6: a folder of non-DICOM *.dcm files counted as nothing (rc 0, only a WARNING), and a
+    4-D input failed with a raw TorchScript traceback."""
+    import nibabel as nib
+
+    inputs = tmp_path / "in"
+    os.makedirs(inputs / "scans")
+    for i in range(3):
+        (inputs / "scans" / f"IM{i}.dcm").write_bytes(b"not DICOM" * 20)
+    good = env["cases"]["patient_b.mhd"]["path"]
+    shutil.copy(good, inputs / "good.mhd")
+    shutil.copy(good[:-4] + ".raw", inputs / "patient_b.raw")
+    nib.save(nib.Nifti1Image(np.zeros((12, 12, 12, 2), np.float32), np.eye(4)), str(inputs / "four_d.nii.gz"))
+    rc, out = _run(env["app"], tmp_path, "--model", os.path.join(env["app"], "models", "model.ts"),
+                   inputs=str(inputs))
+    assert rc == EXIT_PARTIAL
+    summary = capsys.readouterr().out
+    assert "1 of 3 input(s) segmented" in summary and "2 failed" in summary
+    assert "scans: " in summary and "none of its 3 DICOM-named file(s)" in summary
+    assert "four_d.nii.gz: ValueError: a 4-D image with 2 channels" in summary and "Traceback" not in summary
+    assert sorted(os.listdir(out["output"])) == ["good.mhd", "good.raw"]
+
+
 def test_only_an_unreadable_file_fails_clearly(env, tmp_path, capsys) -> None:
     inputs = tmp_path / "in"
     os.makedirs(inputs)
