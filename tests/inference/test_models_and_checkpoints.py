@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from ai4med.errors import UserError
 from ai4med.inference.models import open_model
 from ai4med.io.checkpoint import CheckpointError, load_weights, read_state_dict
 
