@@ -13,5 +13,6 @@ REGISTRY = Registry(
     {
         "WriteNiftyResults": _NIFTI,
         "WriteNifti": _NIFTI,
+        "WriteDicomSeg": "ai4med.components.writers.dicom_seg:WriteDicomSeg",
     },
 )
