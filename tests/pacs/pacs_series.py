@@ -112,3 +112,28 @@ def write_series(folder: str, patient_id: str = "AI4MED-TEST-1", study_uid: str 
         files.append(path)
         sops.append(sop)
     return Series(folder, files, study_uid, series_uid, sops, img, tissue)
+
+
+def write_sr(path: str, study_uid: str, patient_id: str = "AI4MED-TEST-1") -> str:
+    """A Basic Text SR (a report: no pixels) in `study_uid`, for the non-image SOP class checks."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = BasicTextSRStorage
+    meta.MediaStorageSOPInstanceUID = sop = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = BasicTextSRStorage, sop
+    ds.Modality = "SR"
+    ds.PatientName, ds.PatientID = "Test^Mni", patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
+    ds.SeriesNumber, ds.InstanceNumber = 99, 1
+    ds.StudyDate, ds.StudyTime = "20260102", "030405"
+    ds.ValueType = "CONTAINER"
+    ds.CompletionFlag, ds.VerificationFlag = "COMPLETE", "UNVERIFIED"
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.save_as(path, enforce_file_format=True)
+    return path
