@@ -20,7 +20,7 @@ fi
 # plugin, and dciodvfy (dicom3tools) to validate the written SEG objects.
 if { ! command -v Orthanc >/dev/null 2>&1 || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
      || ! command -v dciodvfy >/dev/null 2>&1; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  # policy-rc.d keeps the package's own service from starting: the tests start their Orthanc themselves
+  # the tests start their own Orthanc on free loopback ports (a system service, if one starts, is not used)
   { apt-get install -y -q orthanc orthanc-dicomweb dicom3tools \
       || { apt-get update -q && apt-get install -y -q orthanc orthanc-dicomweb dicom3tools; }; } \
     >/dev/null 2>&1 || echo "note: could not install orthanc / orthanc-dicomweb / dicom3tools; the PACS tests will be skipped"
