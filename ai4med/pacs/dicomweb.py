@@ -178,7 +178,15 @@ class DicomWebClient:
         """
         import pydicom
 
-        datasets = [pydicom.dcmread(i) if isinstance(i, (str, os.PathLike)) else i for i in items]
+        datasets = []
+        for item in items:
+            if not isinstance(item, (str, os.PathLike)):
+                datasets.append(item)
+                continue
+            try:
+                datasets.append(pydicom.dcmread(item))
+            except Exception as exc:
+                raise PacsError(f"cannot store {item}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
         if not datasets:
             raise PacsError("nothing to store")
         uids = [str(d.SOPInstanceUID) for d in datasets]
