@@ -135,7 +135,6 @@ def test_listen_segments_a_pushed_study_and_sends_the_seg_to_orthanc(orthanc, ap
         assert listener.wait_idle(120)
         assert listener.processed == [series.study_uid], listener.failed
         # a study with only a report: logged with its UID, nothing sent
-        before = orthanc.instances()
         sr = write_sr(str(tmp_path / "only_sr.dcm"), "1.2.826.0.1.3680043.8.498.424242", patient_id="DEPLOY-SR")
         orthanc.post("/instances", open(sr, "rb").read())
         sr_study = orthanc.find("Study", {"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.424242"})[0]["ID"]

@@ -76,6 +76,23 @@ def ctx_affine(series):
     return load_image(series.folder).get_property(ImageProperty.AFFINE)
 
 
+def test_writer_fractional_from_softmax_channels(series, tmp_path):
+    """A softmax output (background + 3 classes) as a FRACTIONAL SEG: the 3 foreground channels come back."""
+    ctx = _case(series)
+    onehot = np.stack([(series.tissue == v) for v in range(4)]).astype(np.float32)
+    probs = 0.1 + 0.6 * onehot  # each voxel: 0.7 for its class, 0.1 for the others (sums to 1)
+    ctx["model"] = ctx["image"].new_image(probs, "CDHW")
+    path = WriteDicomSeg(labels=LABELS, fractional=True).write(ctx, str(tmp_path))
+    assert pydicom.dcmread(path, stop_before_pixels=True).SegmentationType == "FRACTIONAL"
+    arr, aff, names = read_segmentation(path)
+    assert names == ["csf_other", "grey_matter", "white_matter"]
+    for c in range(3):
+        back = seg_in_nifti_grid(arr[..., c], aff, series.tissue.shape, ctx_affine(series))
+        np.testing.assert_allclose(back, probs[c + 1], atol=1 / 255 + 1e-6)
+    with pytest.raises(DicomSegError, match="4 channels; a binary SEG needs one label map"):
+        WriteDicomSeg(labels=LABELS).write(ctx, str(tmp_path / "binary"))
+
+
 def test_dciodvfy_does_report_a_broken_seg(series, tmp_path):
     """The dciodvfy check can fail: a SEG without its required segment label is reported."""
     seg = build_segmentation(series.tissue, series.files, segment_specs(LABELS))

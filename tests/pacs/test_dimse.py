@@ -146,3 +146,28 @@ def test_scu_errors_name_the_peer(tmp_path):
     assert parse_ae_address("ORTHANC@pacs.local:4242") == ("ORTHANC", "pacs.local", 4242)
     with pytest.raises(PacsError, match="AE_TITLE@host:port"):
         parse_ae_address("ORTHANC:4242")
+
+
+def test_bounded_queue_processes_every_study_in_order(tmp_path):
+    """max_queued=1, one worker held busy: later studies wait on disk, none is dropped, order is kept."""
+    studies = [write_series(str(tmp_path / f"S{i}"), patient_id=f"Q{i}") for i in range(3)]
+    order: list[str] = []
+    gate = threading.Event()
+
+    def callback(folder):
+        gate.wait(20)
+        order.append(_study_uid(os.path.join(folder, os.listdir(folder)[0])))
+
+    port = free_port()
+    with StudyListener("AI4MED", port, str(tmp_path / "spool"), callback, host="127.0.0.1", max_queued=1,
+                       quiet_seconds=None) as listener:
+        for s in studies:
+            send_files(s.files[:4], "127.0.0.1", port, "AI4MED")
+        for _ in range(100):  # the SCP completes a study when it sees the association released
+            if len(os.listdir(tmp_path / "spool" / "queued")) == 3:
+                break
+            threading.Event().wait(0.05)
+        assert order == [] and len(os.listdir(tmp_path / "spool" / "queued")) == 3  # all on disk, none processed
+        gate.set()
+        assert listener.wait_idle(30)
+    assert order == [s.study_uid for s in studies] and listener.failed == []
