@@ -16,9 +16,10 @@ name: `{"liver": {"category": ["SCT", "91723000", "Anatomical Structure"],
 "type": ["SCT", "10200004", "Liver"]}}`.
 
 Example:
-    >>> specs = segment_specs({"0": "background", "1": "liver", "2": "lesion"})
-    >>> [(s.value, s.name, s.type.meaning) for s in specs]
-    [(1, 'liver', 'Liver'), (2, 'lesion', 'Tissue')]
+    >>> specs = segment_specs({"0": "background", "1": "liver", "2": "lesion", "3": "zone_a"})
+    >>> [(s.value, s.name, s.category.meaning, s.type.meaning) for s in specs]  # doctest: +NORMALIZE_WHITESPACE
+    [(1, 'liver', 'Anatomical Structure', 'Liver'), (2, 'lesion', 'Anatomical Structure', 'Lesion'),
+     (3, 'zone_a', 'Tissue', 'Tissue')]
 """
 
 from __future__ import annotations

@@ -116,6 +116,11 @@ def test_writer_from_a_config_and_segment_names(series, tmp_path):
     ds = pydicom.dcmread(path)
     assert [(s.SegmentLabel, s.SegmentedPropertyTypeCodeSequence[0].CodeValue) for s in ds.SegmentSequence] == [
         ("csf", "65216001"), ("gray matter", "389081007"), ("white matter", "389080008")]
+    # no names configured: one segment per label value found, still the same voxels
+    path = WriteDicomSeg().write(_case(series), str(tmp_path / "unnamed"))
+    arr, aff, names = read_segmentation(path)
+    assert names == ["segment_1", "segment_2", "segment_3"]
+    np.testing.assert_array_equal(seg_in_nifti_grid(arr, aff, series.tissue.shape, ctx_affine(series)), series.tissue)
     specs = segment_specs(output_channel_dict={"NV_OUTPUT": 3})
     assert [(s.value, s.name) for s in specs] == [(1, "NV_OUTPUT_1"), (2, "NV_OUTPUT_2")]
 

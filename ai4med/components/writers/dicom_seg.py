@@ -61,6 +61,8 @@ class WriteDicomSeg:
         src_field: the input image field, read from a DICOM series ("image").
         labels: segment names: `{value: name}`, a list of names or a count (see `segment_specs`).
         output_channel_dict: the model's `{output: channels}`, used for names when `labels` is None.
+            With neither, each label value found in a prediction is a segment `segment_<value>`
+            (fractional: one per channel after the background).
         concepts: per-name coded concepts `{name: {"category": [...], "type": [...]}}`.
         fractional: write probabilities (FRACTIONAL SEG) instead of a BINARY one.
         write_path: output folder when `write` gets none. series_description / series_number /
@@ -75,7 +77,10 @@ class WriteDicomSeg:
                  omit_empty_frames: bool = False, applied_key: str | None = None) -> None:
         self.field = applied_key or field
         self.src_field = src_field
-        self.segments = segment_specs(labels, concepts, output_channel_dict)
+        # no names given: one segment per label value found in each prediction ("segment_<v>")
+        self.concepts = concepts
+        self.segments = None if labels is None and not output_channel_dict else segment_specs(
+            labels, concepts, output_channel_dict)
         self.fractional = bool(fractional)
         self.write_path = write_path
         self.series_description, self.series_number = series_description, int(series_number)
@@ -91,8 +96,8 @@ class WriteDicomSeg:
             if data.shape[0] != 1:
                 raise DicomSegError(f"field {self.field!r}: a batch of {data.shape[0]} predictions; write one at a time")
             data = data[0]
-        n = len(self.segments)
         if self.fractional:
+            n = len(self.segments) if self.segments is not None else data.shape[0] - 1
             if data.ndim != 4:
                 raise DicomSegError(f"field {self.field!r}: a fractional SEG needs (channels, i, j, k) "
                                     f"probabilities, got shape {data.shape}")
@@ -121,8 +126,16 @@ class WriteDicomSeg:
             raise DicomSegError(f"field {self.field!r} is not on the grid of its DICOM series (affine differs from "
                                 f"the input's); restore the original shape / spacing before WriteDicomSeg")
         data = self._array(value, src)
+        segments = self.segments
+        if segments is None:
+            if self.fractional:
+                count = data.shape[0]
+            else:
+                found = sorted(int(v) for v in np.unique(data) if v != 0)
+                count = {v: f"segment_{v}" for v in found} if found else 1
+            segments = segment_specs(count, self.concepts)
         seg = build_segmentation(
-            data, files, self.segments, fractional=self.fractional, series_description=self.series_description,
+            data, files, segments, fractional=self.fractional, series_description=self.series_description,
             series_number=self.series_number, omit_empty_frames=self.omit_empty_frames)
         name = src.get_property(ImageProperty.FILENAME) or files[0]
         folder = write_path or self.write_path or os.getcwd()
