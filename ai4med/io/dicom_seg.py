@@ -296,12 +296,29 @@ def read_segmentation(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
     The label map is (slices, rows, columns) with value = segment number (segments combined) for
     BINARY, or (slices, rows, columns, segments) probabilities for FRACTIONAL; the affine maps those
-    indices to patient (LPS) millimetres.
+    indices to patient (LPS) millimetres. A BINARY SEG written by ai4med gives the original label
+    values back (segment numbers must be 1..n, so labels {1, 3} are stored as segments 1, 2).
     """
     import highdicom as hd
 
     seg = hd.seg.segread(path)
     fractional = seg.SegmentationType == "FRACTIONAL"
     vol = seg.get_volume(combine_segments=not fractional, skip_overlap_checks=False)
-    names = [str(seg.get_segment_description(n).segment_label) for n in seg.get_segment_numbers()]
-    return np.asarray(vol.array), np.asarray(vol.affine, dtype=np.float64), names
+    numbers = list(seg.get_segment_numbers())
+    descriptions = [seg.get_segment_description(n) for n in numbers]
+    names = [str(d.segment_label) for d in descriptions]
+    arr = np.asarray(vol.array)
+    if not fractional:
+        # segment numbers are 1..n by the standard; ai4med's tracking IDs ("name#value") keep the label values
+        values = [_tracked_value(d) for d in descriptions]
+        if all(v is not None for v in values) and values != numbers:
+            lut = np.zeros(max(numbers) + 1, dtype=np.int64)
+            lut[numbers] = values
+            arr = lut[arr].astype(np.min_scalar_type(max(values)))
+    return arr, np.asarray(vol.affine, dtype=np.float64), names
+
+
+def _tracked_value(description: Any) -> int | None:
+    tid = str(getattr(description, "tracking_id", None) or "")
+    head, sep, tail = tid.rpartition("#")
+    return int(tail) if sep and tail.isdigit() else None

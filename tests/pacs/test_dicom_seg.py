@@ -121,6 +121,15 @@ def test_writer_from_a_config_and_segment_names(series, tmp_path):
     arr, aff, names = read_segmentation(path)
     assert names == ["segment_1", "segment_2", "segment_3"]
     np.testing.assert_array_equal(seg_in_nifti_grid(arr, aff, series.tissue.shape, ctx_affine(series)), series.tissue)
+    # non-consecutive label values: stored as segments 1..n, read back as the label values
+    sparse = np.where(series.tissue == 2, 7, np.where(series.tissue == 3, 3, 0)).astype(np.uint8)
+    ctx = _case(series)
+    ctx["model"] = ctx["image"].new_image(sparse)
+    path = WriteDicomSeg(labels={"3": "white matter", "7": "gray matter"}).write(ctx, str(tmp_path / "sparse"))
+    assert [int(s.SegmentNumber) for s in pydicom.dcmread(path).SegmentSequence] == [1, 2]
+    arr, aff, names = read_segmentation(path)
+    assert names == ["white matter", "gray matter"]
+    np.testing.assert_array_equal(seg_in_nifti_grid(arr, aff, sparse.shape, ctx_affine(series)), sparse)
     specs = segment_specs(output_channel_dict={"NV_OUTPUT": 3})
     assert [(s.value, s.name) for s in specs] == [(1, "NV_OUTPUT_1"), (2, "NV_OUTPUT_2")]
 
