@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-from conftest import free_port
+from orthanc_util import free_port
 from pacs_series import write_series, write_sr
 from seg_check import seg_in_nifti_grid
 
@@ -151,16 +151,30 @@ def test_listen_segments_a_pushed_study_and_sends_the_seg_to_orthanc(orthanc, ap
     _check_seg_in_orthanc(orthanc, segs[0]["MainDicomTags"]["SOPInstanceUID"], kept["mhd"], tmp_path)
 
 
-def test_pacs_cli_exits_non_zero_naming_the_uid(orthanc):
+def test_pacs_cli_exits_non_zero_naming_the_uid(orthanc, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-m", "ai4med.pacs", "retrieve", orthanc.dicomweb, "1.2.999.9", "--out", "x"],
+    out = str(tmp_path / "x")
+    r = subprocess.run([sys.executable, "-m", "ai4med.pacs", "retrieve", orthanc.dicomweb, "1.2.999.9", "--out", out],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1 and r.stderr.strip() == f"error: study 1.2.999.9 not found on {orthanc.dicomweb}"
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    sr = write_sr(str(tmp_path / "sr.dcm"), study, patient_id="CLI-SR")
+    orthanc.post("/instances", open(sr, "rb").read())
+    sr_series = str(pydicom.dcmread(sr).SeriesInstanceUID)
+    r = subprocess.run([sys.executable, "-m", "ai4med.pacs", "retrieve", orthanc.dicomweb, study, "--series", sr_series,
+                        "--out", out], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and (f"series {sr_series} of study {study} on {orthanc.dicomweb} is not an image series: "
+                                  "SOP class Basic Text SR Storage") in r.stderr
+    r = subprocess.run([sys.executable, "-m", "ai4med.pacs", "retrieve", orthanc.dicomweb, study, "--out", out],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and f"study {study} on {orthanc.dicomweb} has no image series" in r.stderr
+    assert not os.path.exists(out)  # nothing half-written locally either
     url = f"http://127.0.0.1:{free_port()}/dicom-web"
     r = subprocess.run([sys.executable, "-m", "ai4med.pacs", "series", url, "1.2.3"], capture_output=True, text=True,
                        env=env, timeout=120)
     assert r.returncode == 1 and f"DICOMweb server {url} is unreachable (study 1.2.3)" in r.stderr
-    assert not os.path.exists("x")
 
 
 def test_deploy_settings_pacs_flags():

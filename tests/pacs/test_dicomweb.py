@@ -8,7 +8,7 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-from conftest import free_port
+from orthanc_util import free_port
 from pacs_series import LABELS, write_series, write_sr
 from seg_check import seg_in_nifti_grid
 

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 import requests
-from conftest import free_port
+from orthanc_util import free_port
 from pacs_series import LABELS, write_series
 from seg_check import seg_in_nifti_grid
 
