@@ -16,6 +16,15 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
     >/dev/null 2>&1 || echo "note: could not install chromium; the viewer browser test will be skipped"
 fi
+# A real PACS for the DICOM SEG / DICOMweb / DIMSE tests (tests/pacs): Debian's Orthanc with its DICOMweb
+# plugin, and dciodvfy (dicom3tools) to validate the written SEG objects.
+if { ! command -v Orthanc >/dev/null 2>&1 || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
+     || ! command -v dciodvfy >/dev/null 2>&1; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  # the tests start their own Orthanc on free loopback ports (a system service, if one starts, is not used)
+  { apt-get install -y -q orthanc orthanc-dicomweb dicom3tools \
+      || { apt-get update -q && apt-get install -y -q orthanc orthanc-dicomweb dicom3tools; }; } \
+    >/dev/null 2>&1 || echo "note: could not install orthanc / orthanc-dicomweb / dicom3tools; the PACS tests will be skipped"
+fi
 # A real Triton server for the Triton predictor/deploy tests: nvidia-pytriton bundles tritonserver 2.51.
 # --no-deps: it pins numpy<2, which would downgrade the environment (the tests do not need that pin).
 # Its Python-backend stub links Debian's libpython3.11, so only that interpreter's venv can use it.

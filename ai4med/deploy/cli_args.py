@@ -41,6 +41,25 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
                         "NIfTI / MetaImage volumes are not filtered (env AI4MED_DEPLOY_SERIES_FILTER; "
                         "default: every series)")
 
+    d = p.add_argument_group("PACS (DICOMweb / DIMSE; results go back as DICOM SEG)")
+    d.add_argument("--dicomweb", default=None, metavar="URL",
+                   help="read the input study from this DICOMweb root (QIDO-RS / WADO-RS) and store the SEG back "
+                        "(STOW-RS), e.g. http://pacs:8042/dicom-web (env AI4MED_DEPLOY_DICOMWEB); needs --study")
+    d.add_argument("--study", default=None, metavar="UID", help="with --dicomweb: the StudyInstanceUID")
+    d.add_argument("--series", default=None, metavar="UID",
+                   help="with --dicomweb: only this SeriesInstanceUID (default: every image series of the study)")
+    d.add_argument("--listen", default=None, metavar="AE:PORT",
+                   help="run as a DICOM listener (C-STORE SCP) with this AE title and port; each received study "
+                        "is segmented and its SEG sent to --destination (env AI4MED_DEPLOY_LISTEN)")
+    d.add_argument("--destination", default=None, metavar="AE@HOST:PORT",
+                   help="with --listen: where SEGs are sent by C-STORE (env AI4MED_DEPLOY_DESTINATION)")
+    d.add_argument("--spool", default=None,
+                   help="with --listen: received studies are kept here until processed (env AI4MED_DEPLOY_SPOOL; "
+                        "default /spool)")
+    d.add_argument("--output_format", choices=["mhd", "seg"], default=None,
+                   help="mhd: <input name>.mhd + .raw; seg: <input name>.seg.dcm, a DICOM Segmentation of a DICOM "
+                        "input (env AI4MED_DEPLOY_OUTPUT_FORMAT; default mhd, seg with --dicomweb / --listen)")
+
     m = p.add_argument_group("model (local or Triton)")
     m.add_argument("--model", default=None,
                    help="run this exported model locally: TorchScript (.ts) or ONNX (.onnx) from `ai4med export` "

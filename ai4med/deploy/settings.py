@@ -14,6 +14,13 @@ variables, then defaults (flag > variable > default).
 | Triton timeout   | `--triton_timeout`  | AI4MED_TRITON_TIMEOUT                         | 10 s                |
 | series filter    | `--series_filter`   | AI4MED_DEPLOY_SERIES_FILTER                   | every series        |
 | ONNX runtime     | `--runtime`         | AI4MED_DEPLOY_RUNTIME                         | auto (OpenVINO/CPU) |
+| DICOMweb root    | `--dicomweb`        | AI4MED_DEPLOY_DICOMWEB                        | none (folders)      |
+| DICOM listener   | `--listen AE:PORT`  | AI4MED_DEPLOY_LISTEN                          | none                |
+| SEG destination  | `--destination`     | AI4MED_DEPLOY_DESTINATION                     | none                |
+| listener spool   | `--spool`           | AI4MED_DEPLOY_SPOOL                           | /spool              |
+| output format    | `--output_format`   | AI4MED_DEPLOY_OUTPUT_FORMAT                   | mhd (seg for PACS)  |
+
+`--study` / `--series` (UIDs, with `--dicomweb`) are flags only.
 
 Example:
     >>> s = DeploySettings.resolve({"input": "in"}, env={"NVIDIA_CLARA_TRTISURI": "trtis:8000"})
@@ -48,11 +55,18 @@ ENV = {
     "triton_timeout": ("AI4MED_TRITON_TIMEOUT",),
     "series_filter": ("AI4MED_DEPLOY_SERIES_FILTER",),
     "runtime": ("AI4MED_DEPLOY_RUNTIME",),
+    "dicomweb": ("AI4MED_DEPLOY_DICOMWEB",),
+    "listen": ("AI4MED_DEPLOY_LISTEN",),
+    "destination": ("AI4MED_DEPLOY_DESTINATION",),
+    "spool": ("AI4MED_DEPLOY_SPOOL",),
+    "output_format": ("AI4MED_DEPLOY_OUTPUT_FORMAT",),
 }
 DEFAULTS: dict[str, Any] = {"app": BASE_APP, "input": "/input", "output": "/output", "publish": "/publish",
-                            "logs": "/logs", "triton_timeout": 10.0, "runtime": "auto"}
+                            "logs": "/logs", "triton_timeout": 10.0, "runtime": "auto", "spool": "/spool"}
 #: what runs a local ONNX model: auto (OpenVINO on a CPU, else ONNX Runtime), onnxruntime, openvino
 RUNTIMES = ("auto", "onnxruntime", "openvino")
+#: what the writers produce: MetaImage files, or DICOM SEG objects (of a DICOM input)
+OUTPUT_FORMATS = ("mhd", "seg")
 
 
 def split_url(url: str) -> tuple[str, str | None]:
@@ -90,6 +104,13 @@ class DeploySettings:
     triton_timeout: float = 10.0
     series_filter: str | None = None
     runtime: str = "auto"
+    dicomweb: str | None = None
+    study: str | None = None
+    series: str | None = None
+    listen: str | None = None
+    destination: str | None = None
+    spool: str = "/spool"
+    output_format: str = "mhd"
     triton_model_name: str | None = None
     device: str | None = None
     publish_enabled: bool = True
@@ -102,6 +123,14 @@ class DeploySettings:
         """`series_filter` compiled (case-insensitive), None when no filter is set."""
         return compile_series_filter(self.series_filter, self.sources.get("series_filter", "")) \
             if self.series_filter else None
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """(AE title, port) of `--listen AE:PORT`, None when not listening."""
+        if not self.listen:
+            return None
+        ae, _, port = self.listen.rpartition(":")
+        return ae, int(port)
 
     @property
     def triton_url_source(self) -> str:
@@ -148,9 +177,12 @@ class DeploySettings:
         values["runtime"] = runtime
         if values.get("series_filter"):
             compile_series_filter(str(values["series_filter"]), sources.get("series_filter", ""))
+        _check_pacs(values, sources, given)
         overrides = list(given.get("overrides_set") or []) + list(given.get("overrides") or [])
         return cls(
             **values,
+            study=given.get("study") or None,
+            series=given.get("series") or None,
             triton_model_name=given.get("triton_model_name"),
             device=given.get("device"),
             publish_enabled=not given.get("no_publish", False),
@@ -158,3 +190,44 @@ class DeploySettings:
             overrides=overrides,
             sources=sources,
         )
+
+
+def _check_pacs(values: dict[str, Any], sources: dict[str, str], given: Mapping[str, Any]) -> None:
+    """The PACS flags fit together: --dicomweb needs --study, --listen is AE:PORT with a --destination."""
+    from ai4med.errors import UserError
+    from ai4med.pacs.dimse import parse_ae_address
+
+    study, series = given.get("study"), given.get("series")
+    if values.get("dicomweb") and values.get("listen"):
+        raise ValueError("--dicomweb and --listen are two ways to get studies; give one")
+    if values.get("dicomweb"):
+        if not str(values["dicomweb"]).startswith(("http://", "https://")):
+            raise ValueError(f"DICOMweb URL must start with http:// or https://, got {values['dicomweb']!r} "
+                             f"({sources['dicomweb']})")
+        if not study:
+            raise ValueError(f"--dicomweb {values['dicomweb']} needs --study UID (the StudyInstanceUID to segment)")
+    elif study or series:
+        raise ValueError("--study / --series name a study on a DICOMweb server: give --dicomweb URL too")
+    if values.get("listen"):
+        ae, sep, port = str(values["listen"]).rpartition(":")
+        if not sep or not 0 < len(ae) <= 16 or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--listen must be AE_TITLE:PORT (AE title up to 16 characters), got "
+                             f"{values['listen']!r} ({sources['listen']})")
+        if not values.get("destination"):
+            raise ValueError("--listen needs --destination AE@HOST:PORT, where the SEG of each study is sent")
+    if values.get("destination"):
+        try:
+            parse_ae_address(str(values["destination"]))
+        except UserError as exc:
+            raise ValueError(f"{exc} ({sources['destination']})") from exc
+    fmt = values.get("output_format")
+    if fmt is None:
+        fmt = "seg" if values.get("dicomweb") or values.get("listen") else "mhd"
+        values["output_format"], sources["output_format"] = fmt, "default"
+    fmt = str(fmt).strip().lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {values['output_format']!r} "
+                         f"({sources.get('output_format')})")
+    if fmt != "seg" and (values.get("dicomweb") or values.get("listen")):
+        raise ValueError(f"--output_format {fmt}: a PACS gets its results back as DICOM SEG; use --output_format seg")
+    values["output_format"] = fmt

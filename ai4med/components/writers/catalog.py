@@ -16,5 +16,6 @@ REGISTRY = Registry(
         "PredictionWriter": "ai4med.components.writers.prediction:PredictionWriter",
         "MhdWriter": "ai4med.components.writers.prediction:MhdWriter",
         "MetaImageWriter": "ai4med.components.writers.prediction:MhdWriter",
+        "WriteDicomSeg": "ai4med.components.writers.dicom_seg:WriteDicomSeg",
     },
 )
