@@ -591,7 +591,8 @@ def deploy(settings: DeploySettings) -> DeployResult:
         cases: list[DeployInput] = []
         for case in plan.cases:
             if case.name in by_stem:
-                result.failed[case.key] = (f"output name {case.name}.mhd already used by {by_stem[case.name].key}; "
+                ext = ".seg.dcm" if getattr(settings, "output_format", "mhd") == "seg" else ".mhd"
+                result.failed[case.key] = (f"output name {case.name}{ext} already used by {by_stem[case.name].key}; "
                                            "rename one of them")
                 logger.error("%s skipped: %s", case.describe(), result.failed[case.key])
                 continue
@@ -605,7 +606,7 @@ def deploy(settings: DeploySettings) -> DeployResult:
             logger.warning("%s", result.summary())
             return result
         output = _prepare_folder(settings.output, "output")
-        writers = list(app.writers)
+        writers = _output_writers(app, settings)
         if settings.publish_enabled:
             writers.append(PublishWriter(_prepare_folder(settings.publish, "publish"), app.render_config,
                                          per_case=len(plan.cases) + len(plan.failed) > 1))
@@ -646,6 +647,50 @@ def deploy(settings: DeploySettings) -> DeployResult:
         result.seconds = time.perf_counter() - start
         (logger.warning if result.failed else logger.info)("%s", result.summary())
     return result
+
+
+def _output_writers(app: DeployApp, settings: DeploySettings) -> list[Any]:
+    """The app's writers; `--output_format seg` writes DICOM SEG (`<input name>.seg.dcm`) instead of MetaImage,
+    its segments named from model_config.json (`labels` or `output_channel_dict`, `segment_concepts`)."""
+    writers = list(app.writers)
+    if getattr(settings, "output_format", "mhd") != "seg":
+        return writers
+    from ai4med.components.writers.dicom_seg import WriteDicomSeg
+    from ai4med.components.writers.prediction import MhdWriter
+
+    if any(isinstance(w, WriteDicomSeg) for w in writers):
+        return [w for w in writers if not isinstance(w, MhdWriter)]
+    mc = app.model_config
+    seg = WriteDicomSeg(field="model", labels=mc.get("labels"), output_channel_dict=mc.get("output_channel_dict")
+                        if mc.get("labels") is None else None, concepts=mc.get("segment_concepts"))
+    return [w for w in writers if not isinstance(w, MhdWriter)] + [seg]
+
+
+def run_pacs(settings: DeploySettings) -> int:
+    """`--dicomweb URL --study UID [--series UID]` (WADO-RS in, the app, STOW-RS out) or `--listen AE:PORT`
+    (C-STORE SCP in, the app per study, C-STORE SCU to `--destination`); the app runs with DICOM SEG output."""
+    import dataclasses
+
+    from ai4med.deploy.pacs import deploy_dicomweb, listen
+
+    def run_folder(input_dir: str, output_dir: str) -> None:
+        res = deploy(dataclasses.replace(settings, input=input_dir, output=output_dir, publish_enabled=False,
+                                         output_format="seg"))
+        if res.failed or not res.written:
+            raise DeployError(f"{input_dir}: " + ("; ".join(f"{k}: {v}" for k, v in res.failed.items())
+                                                  or "nothing was segmented"))
+
+    if settings.dicomweb:
+        stored = deploy_dicomweb(settings.dicomweb, settings.study, settings.series, run_folder)
+        print(f"study {settings.study}: {len(stored)} DICOM SEG object(s) stored on {settings.dicomweb}")
+        for uid in stored:
+            print(f"  {uid}")
+        return EXIT_OK
+    ae, port = settings.listen_address
+    print(f"listening as {ae} on port {port}; SEGs go to {settings.destination}; spool {settings.spool} "
+          "(Ctrl-C to stop)", flush=True)
+    listen(ae, port, settings.destination, run_folder, spool=settings.spool)
+    return EXIT_OK
 
 
 # --- the application folder from the base one ---------------------------------------------------
@@ -753,6 +798,8 @@ def run(args: Any) -> int:
     if getattr(args, "check", False):
         print(check_app(settings))
         return EXIT_OK
+    if getattr(settings, "dicomweb", None) or getattr(settings, "listen", None):
+        return run_pacs(settings)
     result = deploy(settings)
     print(result.summary())
     if not result.written:

@@ -199,3 +199,28 @@ def test_deploy_settings_pacs_flags():
     add_deploy_args(p)
     a = p.parse_args(["--dicomweb", "http://p/dw", "--study", "1.2", "--series", "1.2.3", "--output_format", "seg"])
     assert (a.dicomweb, a.study, a.series, a.output_format) == ("http://p/dw", "1.2", "1.2.3", "seg")
+
+
+def test_deploy_command_dicomweb_end_to_end(orthanc, app, tmp_path, capsys):
+    """`ai4med deploy --dicomweb URL --study UID`: the command itself (run() dispatching to the PACS path) stores
+    a SEG whose voxels equal the same app's MetaImage output of the series run from a folder."""
+    from ai4med.deploy.__main__ import main as deploy_main
+
+    series = write_series(str(tmp_path / "in" / "T1"), patient_id="DEPLOY-CLI")
+    for f in series.files:
+        orthanc.post("/instances", open(f, "rb").read())
+    before = len(orthanc.instances())
+    assert deploy_main(["--app", app["app"], "--model", app["model"], "--dicomweb", orthanc.dicomweb,
+                        "--study", series.study_uid, "--logs", str(tmp_path / "logs"), "--no_progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"study {series.study_uid}: 1 DICOM SEG object(s) stored" in out
+    sop_uid = out.strip().splitlines()[-1].strip()
+    assert len(orthanc.instances()) == before + 1
+    local = tmp_path / "local"
+    assert deploy_main(["--app", app["app"], "--model", app["model"], "--input", str(tmp_path / "in"), "--output",
+                        str(local), "--no_publish", "--logs", str(tmp_path / "logs2"), "--no_progress"]) == 0
+    _check_seg_in_orthanc(orthanc, sop_uid, str(local / "T1.mhd"), tmp_path)
+    rc = deploy_main(["--app", app["app"], "--model", app["model"], "--dicomweb", orthanc.dicomweb,
+                      "--study", "1.2.999.8", "--logs", str(tmp_path / "logs3"), "--no_progress"])
+    assert rc == 1 and "1.2.999.8" in capsys.readouterr().err
+    assert len(orthanc.instances()) == before + 1
