@@ -1,4 +1,5 @@
-"""run_cases: a `CasePipeline` over many cases, the next case prepared while the current one runs.
+"""run_cases: a `CasePipeline` over many cases, pipelined: the next case is prepared (read, pre-transforms)
+and the previous one written on background threads while the current one is inferred.
 
 A case that fails is logged and reported (`CaseResult.error`); the others go on. The caller may
 look at each finished case (`on_case`: metrics, collecting masks) before the next starts.
@@ -64,6 +65,7 @@ def run_cases(
     progress: bool | None = None,
     desc: str = "infer",
     names: Sequence[str] | None = None,
+    background_write: bool = True,
 ) -> list[CaseResult]:
     """Run every item; returns one `CaseResult` per item, in order.
 
@@ -73,20 +75,42 @@ def run_cases(
         on_case: called with (item, output, result) after a case succeeded; an exception in it
             fails that case.
         prefetch: cases prepared ahead on a background thread (0: none).
-        progress: tqdm bar (None: only on a terminal). names: the cases' names (default: file names).
+        progress: tqdm bar (None: only on a terminal; its rate is cases/s). names: the cases' names.
+        background_write: write each case on a background thread while the next one is inferred
+            (nnU-Net's predictor does the same); at most one case waits to be written. The files are
+            the same as the sequential path's (`prefetch=0, background_write=False`).
     """
     from tqdm import tqdm
 
     names = list(names) if names is not None else [case_name(it, pipeline.image_field, i) for i, it in enumerate(items)]
     results: list[CaseResult] = []
+    writes = write and bool(pipeline.writers)
     bar = tqdm(total=len(items), unit="case", desc=desc, disable=False if progress else None if progress is None else True)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-write") if writes and background_write else None
+    pending: tuple[Future, CaseResult] | None = None
+
+    def finish(job: tuple[Future, CaseResult] | None) -> None:
+        """Wait for a case's background write; a failed write fails the case."""
+        if job is None:
+            return
+        future, result = job
+        try:
+            result.outputs, result.seconds["write"] = future.result()
+        except Exception as e:  # reported as the case's failure; the others go on
+            result.error = f"{type(e).__name__}: {e}"
+            logger.error("%s failed: %s", result.name, result.error)
+        else:
+            _log_done(result)
+        bar.update(1)
+
     try:
         for (item, name), (prepared, seconds) in zip(zip(items, names), _prepared(pipeline, items, prefetch)):
             result = CaseResult(name, {"pre": seconds})
+            results.append(result)
             try:
                 if isinstance(prepared, BaseException):
                     raise prepared
-                out = pipeline.run(item, output_dir, prepared=prepared, write=write)
+                out = pipeline.run(item, output_dir, prepared=prepared, write=writes and writer is None)
                 out.seconds["pre"] = seconds
                 result.seconds, result.outputs = dict(out.seconds), list(out.outputs)
                 if on_case is not None:
@@ -97,13 +121,31 @@ def run_cases(
                 result.error = f"{type(e).__name__}: {e}"
                 logger.error("%s failed: %s", name, result.error)
                 logger.debug("traceback of %s", name, exc_info=e)
-            else:
-                logger.info("%s: %s", name, " ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
-            results.append(result)
-            bar.update(1)
+                bar.update(1)
+                continue
+            if writer is None:
+                _log_done(result)
+                bar.update(1)
+                continue
+            finish(pending)  # at most one case waits to be written: memory stays bounded
+            pending = (writer.submit(_timed_write, pipeline, out.ctx, output_dir), result)
+        finish(pending)
+        pending = None
     finally:
+        if writer is not None:
+            writer.shutdown(wait=True)
         bar.close()
     return results
+
+
+def _timed_write(pipeline: CasePipeline, ctx: Any, output_dir: str | None) -> tuple[list[str], float]:
+    t = time.perf_counter()
+    written = pipeline.write(ctx, output_dir)
+    return written, time.perf_counter() - t
+
+
+def _log_done(result: CaseResult) -> None:
+    logger.info("%s: %s", result.name, " ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
 
 
 def _prepared(pipeline: CasePipeline, items: Sequence[dict[str, Any]], prefetch: int) -> Iterator[tuple[Any, float]]:

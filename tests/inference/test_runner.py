@@ -1,0 +1,64 @@
+"""run_cases pipelined (prefetch + background writes) writes the same files as the sequential path, keeps the
+case order, and reports a failed case (read or write) while the others go on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import torch
+
+from ai4med.components.inferers.torch_predictor import TorchInferenceContext
+from ai4med.components.transforms.channels import ConvertToChannelsFirst
+from ai4med.components.transforms.io import LoadNifti
+from ai4med.components.writers.prediction import PredictionWriter
+from ai4med.datasets.synthetic import make_synthetic_dataset
+from ai4med.inference.pipeline import CasePipeline
+from ai4med.inference.runner import run_cases
+from ai4med.io.datalist import load_datalist
+
+
+def _digest(folder: str) -> dict[str, str]:
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            out[os.path.relpath(p, folder)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def test_pipelined_equals_sequential(tmp_path):
+    datalist = make_synthetic_dataset(str(tmp_path / "data"), num_cases=5, size=20, num_validation=5)
+    items = load_datalist(datalist, "training") + load_datalist(datalist, "validation")
+    torch.manual_seed(0)
+    ctx = TorchInferenceContext(torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3, padding=1), torch.nn.Softmax(1)),
+                                precision="fp32", runtime="torch")
+    items = [{"image": it["image"]} for it in items] + [{"image": str(tmp_path / "missing.nii.gz")}]
+    pipeline = CasePipeline(ctx, None, [LoadNifti("image"), ConvertToChannelsFirst("image")], None,
+                            [PredictionWriter()])
+    seq = run_cases(pipeline, items, str(tmp_path / "seq"), prefetch=0, background_write=False, progress=False)
+    par = run_cases(pipeline, items, str(tmp_path / "par"), prefetch=2, background_write=True, progress=False)
+    assert [r.name for r in seq] == [r.name for r in par] == [os.path.basename(it["image"]) for it in items]
+    assert [r.error is None for r in par] == [True] * 5 + [False] and "missing.nii.gz" in par[-1].error
+    assert all("write" in r.seconds and r.outputs for r in par[:5])
+    a, b = _digest(str(tmp_path / "seq")), _digest(str(tmp_path / "par"))
+    assert len(a) == 5 and a == b
+
+
+def test_a_failed_background_write_fails_that_case_only(tmp_path):
+    datalist = make_synthetic_dataset(str(tmp_path / "data"), num_cases=3, size=16, num_validation=3)
+    items = [{"image": it["image"]} for it in load_datalist(datalist, "training") + load_datalist(datalist,
+                                                                                                   "validation")]
+    ctx = TorchInferenceContext(torch.nn.Conv3d(1, 2, 1), precision="fp32", runtime="torch")
+
+    class Picky(PredictionWriter):
+        def write(self, transform_ctx, write_path=None):
+            if "case_001" in str(transform_ctx["image"].get_property("filename")):
+                raise OSError("disk full")
+            return super().write(transform_ctx, write_path)
+
+    pipeline = CasePipeline(ctx, None, [LoadNifti("image"), ConvertToChannelsFirst("image")], None, [Picky()])
+    res = run_cases(pipeline, items, str(tmp_path / "out"), progress=False)
+    errors = {r.name: r.error for r in res}
+    assert len(res) == 3 and [k for k, v in errors.items() if v] == ["case_001.nii.gz"] and "disk full" in errors["case_001.nii.gz"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["case_000", "case_002"]
