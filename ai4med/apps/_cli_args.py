@@ -85,6 +85,12 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
     p.add_argument("--no_overwrite", action="store_true",
                    help="skip cases whose prediction file already exists (inference only)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--dicomweb", default=None, metavar="URL",
+                   help="run the image series of a study on a DICOMweb server (WADO-RS) and store the result there "
+                        "as DICOM SEG (STOW-RS); with --study UID [--series UID]")
+    p.add_argument("--study", default=None, help="StudyInstanceUID (with --dicomweb)")
+    p.add_argument("--series", default=None, help="SeriesInstanceUID (with --dicomweb; default: every image series)")
+    p.add_argument("--no_store", action="store_true", help="with --dicomweb: keep the SEGs in -o, store nothing")
     if infer:
         p.add_argument("--validate", action="store_true",
                        help="also compute the metrics (needs labels), as `--set do_validation=true`")
@@ -157,7 +163,21 @@ def load_command_config(args: Any) -> Any:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise UserError(f"overrides must be KEY=VALUE, got {bad}")
-    return load_config(config, args.environment, overrides, mmar_root=args.mmar)
+    return load_config(config, args.environment, deploy_app_defaults(config, overrides) + overrides,
+                       mmar_root=args.mmar)
+
+
+def deploy_app_defaults(config: str, overrides: list[str]) -> list[str]:
+    """A deploy application's config (`<app>/config/config_inference.json` beside a model_config.json) runs
+    in `ai4med infer` / `evaluate` too: the variables the deploy app defines for it (APP_ROOT, MODEL_DIR,
+    PBTXT_PATH) get the same defaults unless given."""
+    folder = os.path.dirname(os.path.abspath(config))
+    if not os.path.isfile(os.path.join(folder, "model_config.json")):
+        return []
+    root = os.path.dirname(folder)
+    given = {o.split("=", 1)[0] for o in overrides}
+    defaults = {"APP_ROOT": root, "PBTXT_PATH": "", "MODEL_DIR": os.path.join(root, "models")}
+    return [f"{k}={v}" for k, v in defaults.items() if k not in given]
 
 
 def resolve_device(name: str | None) -> str:

@@ -75,6 +75,8 @@ def run_bulk(args: Any, mode: str) -> int:
 
     cfg = load_command_config(args)
     opts = options_from_args(args, mode, cfg)
+    if getattr(args, "dicomweb", None):
+        return run_dicomweb(args, mode, cfg, opts)
     evaluator = evaluator_from_config(cfg, opts)
     try:
         apply_runtime(evaluator.inference_ctx, getattr(args, "runtime", "auto"))
@@ -98,6 +100,55 @@ def run_bulk(args: Any, mode: str) -> int:
             raise UserError(f"all {len(result.cases)} cases failed")
         return 1
     return 0
+
+
+def run_dicomweb(args: Any, mode: str, cfg: Any, opts: Any) -> int:
+    """`--dicomweb URL --study UID [--series UID]`: the study's image series retrieved (WADO-RS) into a
+    temporary folder, run as the cases, and the predictions stored back as DICOM SEG (STOW-RS, one request
+    after every case succeeded; `--no_store` keeps them local: `-o DIR`)."""
+    import os
+    import shutil
+    import tempfile
+
+    from ai4med.components.writers.dicom_seg import WriteDicomSeg
+    from ai4med.errors import UserError
+    from ai4med.pacs.dicomweb import DicomWebClient, retrieve_volume_series
+    from ai4med.workflows.bulk_evaluator import evaluator_from_config
+
+    if not args.study:
+        raise UserError("--dicomweb needs --study UID (the StudyInstanceUID to segment)")
+    client = DicomWebClient(args.dicomweb)
+    staging = tempfile.mkdtemp(prefix="ai4med-infer-dicomweb-")
+    try:
+        series = retrieve_volume_series(client, args.study, args.series, os.path.join(staging, "input"))
+        opts.items = [{"image": os.path.join(staging, "input", uid)} for uid in series]
+        if mode == "infer" and not args.output:
+            opts.output_dir = os.path.join(staging, "output")
+        opts.output_infer_result = True
+        evaluator = evaluator_from_config(cfg, opts)
+        if not any(isinstance(w, WriteDicomSeg) for w in evaluator.writers):
+            labels = cfg.get("/labels", None) or cfg.variables.get("labels")
+            evaluator.writers.append(WriteDicomSeg(field="model", labels=labels))
+        try:
+            result = evaluator.run()
+        finally:
+            evaluator.inference_ctx.close()
+        if result.failed:
+            raise UserError(f"study {args.study}: " + "; ".join(f"{c.name}: {c.error}" for c in result.failed)
+                            + " (nothing was stored)")
+        segs = [p for p in result.written if p.endswith(".seg.dcm")]
+        if getattr(args, "no_store", False):
+            print(f"{mode}: {len(segs)} DICOM SEG file(s) written under {evaluator.output_dir} (not stored)")
+            return 0
+        stored = client.store(segs, study_uid=args.study)
+        print(f"{mode}: study {args.study}: {len(stored)} DICOM SEG object(s) stored on {args.dicomweb}")
+        for uid in stored:
+            print(f"  {uid}")
+        for name, value in result.metrics.items():
+            print(f"  {name}: {value:.4f}")
+        return 0
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run(args: Any) -> int:

@@ -224,3 +224,24 @@ def test_deploy_command_dicomweb_end_to_end(orthanc, app, tmp_path, capsys):
                       "--study", "1.2.999.8", "--logs", str(tmp_path / "logs3"), "--no_progress"])
     assert rc == 1 and "1.2.999.8" in capsys.readouterr().err
     assert len(orthanc.instances()) == before + 1
+
+
+def test_infer_command_dicomweb_stores_the_seg(orthanc, app, tmp_path, capsys):
+    """`ai4med infer --dicomweb URL --study UID`: the same SEG as the deploy app's, through the infer command."""
+    from ai4med.cli import main as cli
+
+    series = write_series(str(tmp_path / "in" / "T1"), patient_id="INFER-DW")
+    for f in series.files:
+        orthanc.post("/instances", open(f, "rb").read())
+    before = len(orthanc.instances())
+    config = os.path.join(app["app"], "config", "config_inference.json")
+    assert cli(["infer", "-c", config, "--model_file_path", app["model"], "--dicomweb", orthanc.dicomweb,
+                "--study", series.study_uid, "--no_progress", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert f"study {series.study_uid}: 1 DICOM SEG object(s) stored" in out
+    assert len(orthanc.instances()) == before + 1
+    mhd = tmp_path / "out" / f"{series.series_uid}.mhd"  # the config's MhdWriter wrote the same prediction
+    _check_seg_in_orthanc(orthanc, out.strip().splitlines()[-1].strip(), str(mhd), tmp_path)
+    assert cli(["infer", "-c", config, "--model_file_path", app["model"], "--dicomweb", orthanc.dicomweb,
+                "--study", "1.2.999.9", "--no_progress"]) == 1
+    assert "1.2.999.9" in capsys.readouterr().err and len(orthanc.instances()) == before + 1
