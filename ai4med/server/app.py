@@ -162,5 +162,5 @@ def run(args: argparse.Namespace) -> int:
     settings = ServerSettings.from_args(args)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=getattr(args, "log_level", "info"),
-                timeout_graceful_shutdown=30, limit_concurrency=256)
+                timeout_graceful_shutdown=max(1, int(settings.graceful_timeout)), limit_concurrency=256)
     return 0

@@ -63,7 +63,7 @@ class ServerState:
         os.makedirs(self.tmp_root, exist_ok=True)
         os.makedirs(self.models_root, exist_ok=True)
         self.pool = EnginePool(settings.device)
-        self.queues = DeviceQueues(settings.max_queue)
+        self.queues = DeviceQueues(settings.max_queue, small_work=settings.small_work_voxels)
         self.sessions = SessionStore(os.path.join(self.workspace, "sessions"), settings.session_expiry)
         self.log = RingLogHandler(settings.log_lines)
         self.started = time.time()
@@ -103,7 +103,7 @@ class ServerState:
 
     def close(self) -> None:
         self.accepting = False
-        self.queues.shutdown(wait=True)
+        self.queues.shutdown(wait=True, timeout=max(1.0, float(self.settings.graceful_timeout)))
         self.pool.close()
         self.sessions.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
