@@ -26,9 +26,10 @@ from ai4med.server.errors import ApiError
 
 __all__ = ["work_voxels", "check_budget", "default_work_limit"]
 
-#: default `max_work_voxels` per device kind: a scan-window model of the size the bench serves
-#: (UNet 16-128 filters, 96^3 windows) takes seconds on it (CPU: 256^3 in ~10 s on 2 cores)
-DEFAULT_WORK = {"cpu": 256**3, "cuda": 512**3 * 2}
+#: default `max_work_voxels` per device kind, so that a scan-window model of the size the
+#: benches serve (UNet 16-128 filters, 96^3 windows) answers in seconds: on 2 busy CPU cores
+#: 256^3 took 60 s (`bench/bounded_work.py --big 256 --steps 2`), 192^3 is 42% of that
+DEFAULT_WORK = {"cpu": 192**3, "cuda": 512**3 * 2}
 
 
 def default_work_limit(device: str) -> int:

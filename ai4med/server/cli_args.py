@@ -28,7 +28,7 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting per device before 503")
     p.add_argument("--max-work-voxels", type=int, default=None,
                    help="largest compute budget per request, in voxels the model runs on; larger requests "
-                        "get 413 (default: CPU 256^3, CUDA 2x512^3; 0 = no limit)")
+                        "get 413 (default: CPU 192^3, CUDA 2x512^3; 0 = no limit)")
     p.add_argument("--max-request-seconds", type=float, default=60.0,
                    help="stop a request computing longer than this, between scan windows, with 422 (0 = no limit)")
     p.add_argument("--graceful-timeout", type=float, default=30.0,

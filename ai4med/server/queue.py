@@ -238,7 +238,7 @@ class DeviceQueues:
             devices = list(self._devices.values())
         for dev in devices:
             for lane in (dev.small, dev.large):
-                _drain_stop(lane)  # queued jobs: the worker answers them 503, in order
+                _drain_stop(lane)  # queued jobs: answered 503 now
                 current = lane.current
                 if current is not None:
                     current.stop("shutdown")
@@ -256,11 +256,18 @@ class DeviceQueues:
 
 
 def _drain_stop(lane: _Lane) -> None:
-    """Mark every job still queued in `lane` as stopped by the shutdown (the worker answers them 503)."""
-    with lane.jobs.mutex:
-        for job in list(lane.jobs.queue):
-            if job is not None:
-                job.stop("shutdown")
+    """Answer every job still queued in `lane` 503 at once (its worker may be stuck in a call)."""
+    while True:
+        try:
+            job = lane.jobs.get_nowait()
+        except queue.Empty:
+            return
+        if job is None:
+            continue
+        job.stop("shutdown")
+        lane.device.done(lane)
+        if job.future.set_running_or_notify_cancel():
+            job.future.set_exception(lane.device.stopped_error(job))
 
 
 async def _watch(disconnected: Callable[[], Any], job: Job, every: float = 0.2) -> None:

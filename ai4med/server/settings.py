@@ -20,7 +20,7 @@ class ServerSettings:
         max_upload_bytes: largest accepted request body (413 above).
         max_image_voxels: largest image (voxels x channels) read from an upload (413 above).
         max_work_voxels: largest compute budget of one request, in voxels the model runs on
-            (`ai4med.server.budget`; 413 above). None: by the model's device (CPU 256^3,
+            (`ai4med.server.budget`; 413 above). None: by the model's device (CPU 192^3,
             CUDA 2 x 512^3), sized so a request finishes in seconds; 0: no limit.
         max_request_seconds: a request computing longer is stopped between its scan
             windows and answered 422 (0: no limit).
