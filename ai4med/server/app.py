@@ -68,6 +68,11 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:  # uvicorn cancels what is left when the graceful timeout ends
+            if not status[0]:
+                with contextlib.suppress(Exception):
+                    await _error(503, "the server is shutting down; retry later")(scope, receive, send_wrapper)
+            raise
         except Exception as exc:
             if status[0]:  # the reply has started: nothing can be sent any more
                 raise

@@ -220,3 +220,52 @@ def test_a_request_whose_client_left_is_stopped(bounded):
         time.sleep(0.02)
     assert seg.stats["errors"] == stats0["errors"] + 1  # stopped (an error), not completed
     seg.config["_test_seconds"] = 0
+
+
+def test_sigterm_exits_within_the_graceful_timeout(tmp_path):
+    """`ai4med serve` killed with SIGTERM during a long request exits after --graceful-timeout, not after
+    the request (the old queue waited for the model call: 253 s in the issue)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pool = build_models(str(tmp_path / "m"), roi=16)
+    vol = str(tmp_path / "big.nii.gz")
+    write_volume(vol, shape=(160, 160, 160))  # 2744+ windows of 16^3: many seconds on CPU
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "ai4med", "serve", "--config", pool, "--port", str(port),
+                             "--workspace", str(tmp_path / "ws"), "--max-work-voxels", "0",
+                             "--max-request-seconds", "0", "--graceful-timeout", "2", "--log-level", "warning"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() - t0 < 90, "server did not start"
+                time.sleep(0.2)
+        out: dict = {}
+        seg_path = "/v1/segmentation?model=segmentation_ct_spleen"
+        t = threading.Thread(target=lambda: out.setdefault("r", _post(port, seg_path, _body(vol, {}))))
+        t.start()
+        time.sleep(2.5)
+        assert not out, out  # still computing
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        took = time.monotonic() - t0
+        t.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 2 + 4, took  # the graceful timeout plus the stop at the next window
+    assert out["r"][0] == 503, out["r"][:2]
