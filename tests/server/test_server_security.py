@@ -129,3 +129,24 @@ def test_500_reply_keeps_the_connection_usable(live, monkeypatch):
     assert status == 404
     assert _request(live, "GET", "/v1/models", conn=conn)[0] == 200
     conn.close()
+
+
+def test_stale_admin_staging_folders_are_removed_at_start(tmp_path):
+    import os
+    import time
+
+    from ai4med.server.settings import ServerSettings
+    from ai4med.server.state import ServerState
+
+    models = tmp_path / "ws" / "models"
+    stale, fresh, model = models / ".stage-abc123", models / ".stage-new", models / "kept_model"
+    for d in (stale, fresh, model):
+        d.mkdir(parents=True)
+        (d / "model.pt").write_bytes(b"x")
+    old = time.time() - 600
+    for d in (stale, model):
+        os.utime(d, (old, old))
+    os.utime(fresh, (time.time() + 60, time.time() + 60))  # a concurrent server's upload in progress
+    state = ServerState(ServerSettings(workspace=str(tmp_path / "ws")))
+    assert not stale.exists() and fresh.exists() and (model / "model.pt").exists()
+    state.close()
