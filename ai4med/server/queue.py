@@ -10,7 +10,7 @@ its scan windows a large job checks (`ai4med.common.cancel`) and
 * stops when its client has gone or the server is shutting down.
 
 A job whose client left before it started is dropped without running. A bounded number of
-requests may wait per device; beyond that the server answers 503 at once. The workers are
+requests may wait per device and lane; beyond that the server answers 503 at once. The workers are
 daemon threads, so a model call that never checks cannot hold the process past shutdown.
 
 Example:
@@ -156,7 +156,7 @@ class DeviceQueues:
     """Device name -> its lanes, created on first use.
 
     Args:
-        max_waiting: requests queued or running per device before `run` answers 503.
+        max_waiting: requests queued or running per device and lane before `run` answers 503.
         small_work: jobs of at most this many voxels of work take the small lane.
     """
 
@@ -182,14 +182,13 @@ class DeviceQueues:
         with self._lock:
             if self._closed:
                 raise ApiError(503, "the server is shutting down")
-            n = self._pending.get(key, 0)
-            if n >= self.max_waiting:
-                raise ApiError(503, f"device {key} is busy ({n} requests waiting); retry later")
             dev = self._devices.get(key)
             if dev is None:
                 dev = self._devices[key] = _Device(key, self)
             lane = dev.lane(job.work)
-            self._pending[key] = n + 1
+            if lane.busy >= self.max_waiting:  # per lane: a flood of large requests never turns small ones away
+                raise ApiError(503, f"device {key} is busy ({lane.busy} {lane.name} requests waiting); retry later")
+            self._pending[key] = self._pending.get(key, 0) + 1
             lane.busy += 1
             lane.idle.clear()
             lane.jobs.put(job)

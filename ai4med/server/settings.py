@@ -29,7 +29,7 @@ class ServerSettings:
         graceful_timeout: seconds a shutdown (SIGTERM) waits for requests in flight.
         session_expiry: default and largest session lifetime in seconds.
         session_sweep_s: how often expired sessions are removed.
-        max_queue: requests waiting per device before 503.
+        max_queue: requests waiting per device (and per small / large lane) before 503.
         path_prefix: also serve every route under this prefix (the Python client keeps
             the path of its server URL, e.g. `http://host:5000/aiaa`).
         log_lines: lines kept in memory for `/logs`.

@@ -69,6 +69,19 @@ def test_small_request_is_not_stuck_behind_a_large_one():
     q.shutdown()
 
 
+def test_a_full_large_lane_does_not_turn_small_requests_away():
+    q = DeviceQueues(max_waiting=2, small_work=1000)
+    release = threading.Event()
+    big = [q.submit("cpu", release.wait, 10, work=10**6) for _ in range(2)]
+    with pytest.raises(ApiError) as e:
+        q.submit("cpu", release.wait, 10, work=10**6)
+    assert e.value.status == 503 and "large" in e.value.message
+    assert q.submit("cpu", lambda: "small", work=10).future.result(timeout=5) == "small"
+    release.set()
+    assert [j.future.result(timeout=5) for j in big] == [True, True]
+    q.shutdown()
+
+
 def test_time_limit_and_disconnected_clients():
     q = DeviceQueues()
     counts: list[int] = []
