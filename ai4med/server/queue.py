@@ -207,10 +207,12 @@ class DeviceQueues:
         """
         job = self.submit(device, fn, *args, work=work, time_limit=time_limit)
         watcher = asyncio.ensure_future(_watch(disconnected, job)) if disconnected is not None else None
+        wrapped = asyncio.wrap_future(job.future)
         try:
-            return await asyncio.shield(asyncio.wrap_future(job.future))
+            return await asyncio.shield(wrapped)
         except asyncio.CancelledError:  # the request task itself was cancelled (shutdown, disconnect)
             job.stop("client")
+            wrapped.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it any more
             raise
         finally:
             if watcher is not None:
