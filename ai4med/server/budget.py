@@ -27,8 +27,9 @@ from ai4med.server.errors import ApiError
 __all__ = ["work_voxels", "check_budget", "default_work_limit"]
 
 #: default `max_work_voxels` per device kind, so that a scan-window model of the size the
-#: benches serve (UNet 16-128 filters, 96^3 windows) answers in seconds: on 2 busy CPU cores
-#: 256^3 took 60 s (`bench/bounded_work.py --big 256 --steps 2`), 192^3 is 42% of that
+#: benches serve (UNet 16-128 filters, 96^3 windows) answers in seconds on a quiet machine
+#: (the issue measured 320^3 in 28 s: 192^3 is 22% of that). On 2 CPU cores shared at load 5-7,
+#: `bench/bounded_work.py --steps 2 --big N`: 192^3 18 s, 256^3 60 s. CUDA: not measured here.
 DEFAULT_WORK = {"cpu": 192**3, "cuda": 512**3 * 2}
 
 
