@@ -11,7 +11,10 @@ millimetres (one value: isotropic; three: x y z). Without `-r` the grid is kept.
 * an existing output is a failure naming it unless `-f`;
 * each input is converted on its own (in `-j` worker processes when > 1): a failure is
   reported in the summary and never stops the others; outputs are written to a temporary
-  name and renamed, so no half-written file ever carries the final name;
+  name, checked (size / gzip read-back, fsync) and renamed, so no half-written file ever
+  carries the final name, even on a full disk where the writer fails silently;
+* temporaries a killed earlier run left in `-o` (`.tmp-*`, older than this run) are removed
+  at the start;
 * the exit code is 1 when any input failed, 0 otherwise;
 * `--datalist PATH` writes (or updates) a Decathlon-style datalist of the outputs, see
   `update_datalist`.
@@ -196,6 +199,9 @@ def convert(
         what = "DICOM series (folders of DICOM image files)" if src == ".dcm" else f"files ending in {src}"
         raise UserError(f"no {what} found in {input_dir}")
     os.makedirs(output_dir, exist_ok=True)
+    from ai4med.io.atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(output_dir, recursive=True)  # what a killed earlier run left
     opts = ConvertOptions(spacing=spacing, label=label, force=force, pixel_type=pixel_type)
     logger.info("dataconvert: %d input(s) from %s to %s (%s -> %s%s%s), %d worker(s)", len(tasks), input_dir,
                 output_dir, src, dst, f", spacing {list(spacing)}" if spacing else "", ", labels" if label else "",

@@ -39,6 +39,7 @@ import numpy as np
 from ai4med.common.constants import ImageProperty
 from ai4med.common.medical_image import MedicalImage
 from ai4med.errors import UserError
+from ai4med.io.atomic import IncompleteWriteError
 
 __all__ = [
     "ImageReadError",
@@ -284,21 +285,32 @@ def _write_sitk(image: MedicalImage, path: str, affine: Any) -> None:
     write_sitk_atomic(medical_image_to_sitk(image, affine), path)
 
 
+def _sitk_data_bytes(simg: Any) -> int:
+    n = 1
+    for v in simg.GetSize():
+        n *= int(v)
+    return n * int(simg.GetNumberOfComponentsPerPixel()) * int(simg.GetSizeOfPixelComponent())
+
+
 def write_sitk_atomic(simg: Any, path: str) -> None:
     """Write a SimpleITK image so that `path` only ever appears complete.
 
     Single files go through a temporary name + rename; for header + data pairs (.mhd, .nhdr)
     both are written under their final names in a temporary folder, then the data file(s)
-    move into place first and the header (which names them relatively) last.
+    move into place first and the header (which names them relatively) last. SimpleITK
+    reports a full disk only on stderr ("wrote only 0 of N bytes") and returns, so every
+    file is checked to hold the image's data bytes (gzip: decompressed) before the rename;
+    a short one is an `IncompleteWriteError` and nothing takes the final name.
     """
     import SimpleITK as sitk
 
-    from ai4med.io.atomic import atomic_dir, atomic_path
+    from ai4med.io.atomic import atomic_dir, atomic_path, fsync_path, payload_check
     from ai4med.io.itk import keep_locale
 
     ext = _extension(path)
+    need = _sitk_data_bytes(simg)
     if ext not in _DETACHED:
-        with atomic_path(path) as tmp, keep_locale():
+        with atomic_path(path, verify=payload_check(need, path)) as tmp, keep_locale():
             sitk.WriteImage(simg, tmp)
         return
     # header + data file: write both under the final names in a temporary folder, then move
@@ -310,6 +322,17 @@ def write_sitk_atomic(simg: Any, path: str) -> None:
         produced = sorted(os.listdir(tmp_dir))
         if name not in produced:
             raise ImageWriteError(f"{path}: the writer produced no header file")
+        data_files = [os.path.join(tmp_dir, f) for f in produced if f != name]
+        if os.path.getsize(os.path.join(tmp_dir, name)) == 0:
+            raise IncompleteWriteError(f"{path}: the header file is empty (is the disk full?)")
+        if data_files:
+            got = sum(os.path.getsize(f) for f in data_files)
+            if len(data_files) == 1:
+                payload_check(need, path)(data_files[0])
+            elif got < need:
+                raise IncompleteWriteError(f"{path}: only {got} of {need} data bytes were written (is the disk full?)")
+        for f in produced:
+            fsync_path(os.path.join(tmp_dir, f))
         for f in produced:
             if f != name:
                 os.replace(os.path.join(tmp_dir, f), os.path.join(final_dir, f))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ai4med.common.constants import ImageProperty
 from ai4med.common.medical_image import MedicalImage
-from ai4med.io.atomic import atomic_path
+from ai4med.io.atomic import atomic_path, payload_check
 from ai4med.io.geometry import geometry_properties, to_4x4
 
 __all__ = ["read_nifti", "write_nifti", "NIFTI_EXTENSIONS"]
@@ -89,6 +89,8 @@ def write_nifti(data: np.ndarray, affine: np.ndarray, path: str) -> str:
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm")
-    with atomic_path(path) as tmp:
+    # nibabel raises on a full disk, but the read-back of the data bytes (gzip: decompressed)
+    # also catches a writer or filesystem that fails silently
+    with atomic_path(path, verify=payload_check(data.nbytes, path)) as tmp:
         nib.save(img, tmp)
     return os.path.abspath(path)

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ai4med.server.errors import ApiError
+from ai4med.server.errors import ApiError, scrub_paths
 from ai4med.server.settings import ServerSettings
 from ai4med.server.state import ServerState
 from ai4med.server.wire import json_response
@@ -41,10 +42,16 @@ def _error(status: int, message: str) -> Response:
 
 
 class AccessLog:
-    """Pure ASGI middleware: one log line per request (method, path, status, seconds)."""
+    """Pure ASGI middleware: one log line per request (method, path, status, seconds).
 
-    def __init__(self, app: Any) -> None:
+    It also answers an unexpected exception with a JSON 500 itself: Starlette's outermost
+    error middleware would re-raise it after replying, and uvicorn then resets the
+    keep-alive connection. Caught here, the client gets the 500 and keeps its connection.
+    """
+
+    def __init__(self, app: Any, scrub_roots: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.scrub_roots = scrub_roots
         self.log = logging.getLogger("ai4med.server.access")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -61,6 +68,17 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:  # uvicorn cancels what is left when the graceful timeout ends
+            if not status[0]:
+                with contextlib.suppress(Exception):
+                    await _error(503, "the server is shutting down; retry later")(scope, receive, send_wrapper)
+            raise
+        except Exception as exc:
+            if status[0]:  # the reply has started: nothing can be sent any more
+                raise
+            logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            msg = scrub_paths(f"internal error: {type(exc).__name__}: {str(exc)[:300]}", *self.scrub_roots)
+            await _error(500, msg)(scope, receive, send_wrapper)
         finally:
             self.log.info("%s %s %s %.3fs", scope.get("method"), scope.get("path"), status[0],
                           time.perf_counter() - t0)
@@ -114,11 +132,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                   lifespan=lifespan, redirect_slashes=False)
     app.state.aiaa = state
 
+    roots = (state.workspace, tempfile.gettempdir())
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
         if exc.status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
-        return _error(exc.status, exc.message)
+        return _error(exc.status, scrub_paths(exc.message, *roots))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -127,12 +147,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        logger.exception("%s %s failed", request.method, request.url.path)
-        return _error(500, f"internal error: {type(exc).__name__}: {str(exc)[:300]}")
+        return _error(exc.status_code, scrub_paths(str(exc.detail), *roots))
 
     routers = [models.build_router(), inference.build_router(), polygon.build_router(),
                session.build_router(), admin.build_router(), logs.build_router(), viewer.build_router()]
@@ -141,7 +156,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(r)
         if prefix:
             app.include_router(r, prefix=prefix, include_in_schema=False)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, scrub_roots=roots)
     return app
 
 
@@ -152,5 +167,5 @@ def run(args: argparse.Namespace) -> int:
     settings = ServerSettings.from_args(args)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=getattr(args, "log_level", "info"),
-                timeout_graceful_shutdown=30, limit_concurrency=256)
+                timeout_graceful_shutdown=max(1, int(settings.graceful_timeout)), limit_concurrency=256)
     return 0

@@ -25,6 +25,13 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                    help="token for PUT/DELETE /admin/model/* (default: $AIAA_ADMIN_TOKEN; unset = admin API off)")
     p.add_argument("--max-upload-mb", type=float, default=1024.0, help="largest accepted request body (MiB)")
     p.add_argument("--session-expiry", type=int, default=3600, help="default and largest session lifetime (s)")
-    p.add_argument("--max-queue", type=int, default=64, help="requests waiting per device before 503")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting per device and lane (small, large) before 503")
+    p.add_argument("--max-work-voxels", type=int, default=None,
+                   help="largest compute budget per request, in voxels the model runs on; larger requests "
+                        "get 413 (default: CPU 192^3, CUDA 2x512^3; 0 = no limit)")
+    p.add_argument("--max-request-seconds", type=float, default=60.0,
+                   help="stop a request computing longer than this, between scan windows, with 422 (0 = no limit)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="seconds SIGTERM waits for requests in flight before stopping them (default 30)")
     p.add_argument("--path-prefix", default="", help="serve every route also under this prefix (e.g. /aiaa)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

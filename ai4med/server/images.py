@@ -50,7 +50,8 @@ def _nifti_precheck(path: str, max_voxels: int) -> None:
         hdr = nib.load(path).header
         shape = hdr.get_data_shape()
     except Exception as exc:
-        raise ApiError(400, f"not a readable NIfTI image: {str(exc)[:200]}") from None
+        msg = str(exc).replace(path, "the upload").replace(os.path.dirname(path), "")
+        raise ApiError(400, f"not a readable NIfTI image: {msg[:200]}") from None
     n = int(np.prod([max(1, int(s)) for s in shape])) if shape else 0
     if n > max_voxels:
         raise ApiError(413, f"image of shape {tuple(shape)} exceeds the limit of {max_voxels} voxels")

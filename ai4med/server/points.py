@@ -21,9 +21,28 @@ import numpy as np
 
 from ai4med.server.errors import ApiError
 
-__all__ = ["parse_points", "parse_point_or_list", "int_list"]
+__all__ = ["parse_points", "parse_point_or_list", "int_list", "is_number", "short_json"]
 
 MAX_POINTS = 10000
+
+
+def is_number(c: Any) -> bool:
+    """A finite JSON number (not a bool). Ints of any size are finite: `math.isfinite(10**400)`
+    would raise OverflowError, so ints are never converted to float here."""
+    if isinstance(c, bool):
+        return False
+    if isinstance(c, int):
+        return True
+    return isinstance(c, float) and math.isfinite(c)
+
+
+def short_json(value: Any, limit: int = 80) -> str:
+    """JSON of `value` cut to `limit` characters (a huge int prints only its start)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _decode(value: Any, name: str) -> Any:
@@ -62,17 +81,17 @@ def parse_points(
     out = np.zeros((len(value), nd), dtype=np.int64)
     for i, p in enumerate(value):
         if not isinstance(p, list) or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p):
-            raise ApiError(400, f"{name}[{i}] must be a list of numbers, got {json.dumps(p)[:80]}")
+            raise ApiError(400, f"{name}[{i}] must be a list of numbers, got {short_json(p)}")
         if nd == 2 and len(p) == 3 and p[2] == 0:
             p = p[:2]
         if len(p) != nd:
             raise ApiError(400, f"{name}[{i}] has {len(p)} coordinates; the image has {nd} dimensions")
-        if not all(math.isfinite(c) for c in p):
+        if not all(is_number(c) for c in p):
             raise ApiError(400, f"{name}[{i}] has a NaN or infinite coordinate")
-        q = [int(round(c)) for c in p]
+        q = [c if isinstance(c, int) else int(round(c)) for c in p]
         for d, (c, s) in enumerate(zip(q, shape)):
             if c < 0 or c >= s:
-                raise ApiError(400, f"{name}[{i}] = {q} is outside the image of size {list(shape)} (axis {d})")
+                raise ApiError(400, f"{name}[{i}] = {short_json(q)} is outside the image of size {list(shape)} (axis {d})")
         out[i] = q
     return out
 
@@ -88,12 +107,10 @@ def parse_point_or_list(value: Any, name: str, shape: Sequence[int]) -> np.ndarr
 def int_list(value: Any, name: str, length: int | None = None, lo: int = 1, hi: int = 4096) -> list[int]:
     """A list of ints in [lo, hi] (e.g. `spatial_size`); 400 otherwise."""
     value = _decode(value, name)
-    ok = isinstance(value, list) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-    )
+    ok = isinstance(value, list) and all(is_number(v) for v in value)
     if not ok or (length is not None and len(value) != length) or not value:
-        raise ApiError(400, f"{name} must be a list of {length or 'some'} integers, got {json.dumps(value)[:80]}")
+        raise ApiError(400, f"{name} must be a list of {length or 'some'} integers, got {short_json(value)}")
     out = [int(v) for v in value]
     if any(v < lo or v > hi for v in out):
-        raise ApiError(400, f"{name} values must be in [{lo}, {hi}], got {out}")
+        raise ApiError(400, f"{name} values must be in [{lo}, {hi}], got {short_json(out)}")
     return out

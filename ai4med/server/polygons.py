@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ai4med.server.errors import ApiError
+from ai4med.server.points import is_number, short_json
 
 __all__ = ["mask_polygons", "slice_polygons", "rasterize", "move_vertex", "parse_polygons"]
 
@@ -73,21 +74,48 @@ def _dp(points: np.ndarray, eps: float) -> np.ndarray:
     return np.concatenate([_dp(points[: i + 1], eps)[:-1], _dp(points[i:], eps)])
 
 
+def _spanning(ring: np.ndarray) -> np.ndarray:
+    """The ring's first vertex, its farthest vertex and, on each side of the line between
+    them, the vertex farthest from it (a quadrilateral, or a triangle for a one-sided ring)."""
+    far = int(np.argmax(((ring - ring[0]) ** 2).sum(axis=1)))
+    ab = (ring[far] - ring[0]).astype(float)
+    rel = (ring - ring[0]).astype(float)
+    cross = ab[0] * rel[:, 1] - ab[1] * rel[:, 0]
+    keep = {0, far, int(np.argmax(cross)), int(np.argmin(cross))}
+    return ring[sorted(keep)]
+
+
 def simplify(ring: np.ndarray, eps: float) -> np.ndarray:
-    """Simplify a closed ring (split at its farthest point from the first vertex)."""
+    """Simplify a closed ring (split at its farthest point from the first vertex).
+
+    A coarse tolerance never takes the ring below 3 vertices (a quadrilateral spanning it):
+    Douglas-Peucker alone turns any small region into a 2-vertex segment.
+    """
     if len(ring) <= 4 or eps <= 0:
         return ring
     far = int(np.argmax(((ring - ring[0]) ** 2).sum(axis=1)))
     left = _dp(ring[: far + 1], eps)
     right = _dp(np.concatenate([ring[far:], ring[:1]]), eps)
-    return np.concatenate([left[:-1], right[:-1]])
+    out = np.concatenate([left[:-1], right[:-1]])
+    return out if len(out) >= 3 else _spanning(ring)
+
+
+def area(poly: Sequence[Sequence[float]]) -> float:
+    """Unsigned area of a polygon (shoelace); 0 for fewer than 3 vertices or collinear ones."""
+    if len(poly) < 3:
+        return 0.0
+    p = np.asarray(poly, dtype=float)
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def slice_polygons(mask2d: np.ndarray, more_points: int = 10, min_area: int = 1) -> list[list[list[int]]]:
     """Polygons ([[a, b], ...] in the array's index order) of each connected region of a 2D mask.
 
     `more_points` sets the detail: the simplification tolerance is 10 / more_points pixels
-    (0 or less keeps every boundary pixel).
+    (0 or less keeps every boundary pixel). Every polygon has at least 3 vertices and a
+    non-zero area: a region whose boundary pixels are collinear (a speckle of 1-2 pixels,
+    a 1-pixel-wide line) encloses no area between its pixel centres and gives no polygon.
     """
     from scipy import ndimage
 
@@ -96,9 +124,11 @@ def slice_polygons(mask2d: np.ndarray, more_points: int = 10, min_area: int = 1)
     polys = []
     for i in range(1, n + 1):
         comp = labels == i
-        if int(comp.sum()) < min_area:
+        if int(comp.sum()) < max(3, min_area):
             continue
         ring = simplify(trace_boundary(comp), eps)
+        if len(ring) < 3 or area(ring) == 0:
+            continue
         polys.append(ring.astype(int).tolist())
     return polys
 
@@ -135,11 +165,9 @@ def _check_poly(poly: Any, what: str) -> list[list[float]]:
         raise ApiError(400, f"{what} must be a list of [x, y] vertices")
     out = []
     for j, v in enumerate(poly):
-        ok = isinstance(v, list) and len(v) == 2 and all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) and abs(c) < 1e7 for c in v
-        )
+        ok = isinstance(v, list) and len(v) == 2 and all(is_number(c) and abs(c) < 1e7 for c in v)
         if not ok:
-            raise ApiError(400, f"{what}[{j}] must be a finite [x, y] vertex, got {json.dumps(v)[:60]}")
+            raise ApiError(400, f"{what}[{j}] must be a finite [x, y] vertex (|x|, |y| < 1e7), got {short_json(v, 60)}")
         out.append([float(v[0]), float(v[1])])
     return out
 

@@ -62,13 +62,26 @@ class ServerState:
         shutil.rmtree(self.tmp_root, ignore_errors=True)  # leftovers of a killed run
         os.makedirs(self.tmp_root, exist_ok=True)
         os.makedirs(self.models_root, exist_ok=True)
+        self._remove_stale_stages()
         self.pool = EnginePool(settings.device)
-        self.queues = DeviceQueues(settings.max_queue)
+        self.queues = DeviceQueues(settings.max_queue, small_work=settings.small_work_voxels)
         self.sessions = SessionStore(os.path.join(self.workspace, "sessions"), settings.session_expiry)
         self.log = RingLogHandler(settings.log_lines)
         self.started = time.time()
         self.accepting = True
         self.admin_lock = threading.Lock()
+
+    def _remove_stale_stages(self) -> None:
+        """Staging folders of admin uploads a killed server left (older than this process)."""
+        from ai4med.io.atomic import process_start_time, remove_stale_temporaries
+
+        started = process_start_time()
+        for name in os.listdir(self.models_root):
+            p = os.path.join(self.models_root, name)
+            with contextlib.suppress(OSError):
+                if name.startswith(".stage-") and os.path.isdir(p) and os.path.getmtime(p) < started:
+                    shutil.rmtree(p, ignore_errors=True)
+        remove_stale_temporaries(self.models_root)
 
     def attach_logging(self) -> None:
         for name in self.LOGGERS:
@@ -103,7 +116,7 @@ class ServerState:
 
     def close(self) -> None:
         self.accepting = False
-        self.queues.shutdown(wait=True)
+        self.queues.shutdown(wait=True, timeout=max(1.0, float(self.settings.graceful_timeout)))
         self.pool.close()
         self.sessions.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)

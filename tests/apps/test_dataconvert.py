@@ -241,3 +241,75 @@ def test_image_io_reads_a_dicom_folder():
 
     img = read_image(CT5N)
     np.testing.assert_array_equal(img.get_data(), sitk.GetArrayFromImage(_ct5n_reference()).transpose(2, 1, 0))
+
+
+# --- a full disk, stale temporaries (issue 17 items 3, 4) ------------------------------------
+def _noise_inputs(folder, n: int = 4, shape=(90, 60, 60)) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):  # float32 noise: 1296000 data bytes each, barely compressible
+        _write(folder / f"case_{i:03d}.nii.gz", rng.random(shape, dtype=np.float32), spacing=(1.0, 1.0, 1.0))
+
+
+def _complete(path: str) -> bool:
+    try:
+        img = sitk.ReadImage(path)
+        sitk.GetArrayFromImage(img)
+    except RuntimeError:
+        return False
+    return img.GetSize() == (60, 60, 90)
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii", ".mha", ".mhd"])
+def test_full_disk_fails_the_inputs_and_leaves_no_short_file(tmp_path, small_tmpfs, ext):
+    import subprocess
+    import sys
+
+    _noise_inputs(tmp_path / "in")
+    out = os.path.join(small_tmpfs("1m"), "out")  # room for none of the 1.3 MB outputs
+    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "ai4med", "dataconvert", "-d", str(tmp_path / "in"), "-o", out,
+                        "-s", ".nii.gz", "-e", ext], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "0 converted" in r.stdout and "4 failed" in r.stdout, r.stdout
+    for i in range(4):  # each input is reported failed with the writer's reason
+        line = next(x for x in r.stdout.splitlines() if x.strip().startswith(f"case_{i:03d}"))
+        assert any(w in line for w in ("disk full", "No space left", "cannot be written")), line
+    left = os.listdir(out)
+    assert left == [], left  # no short file under a final name, no temporary
+
+
+def test_partly_full_disk_keeps_only_complete_outputs(tmp_path, small_tmpfs):
+    _noise_inputs(tmp_path / "in")
+    out = os.path.join(small_tmpfs("3m"), "out")  # room for two .nii outputs of 1.3 MB, not four
+    summary = convert(str(tmp_path / "in"), out, ".nii.gz", ".nii")
+    assert summary.exit_code == 1 and len(summary.converted) == 2 and len(summary.failed) == 2, summary.format()
+    names = sorted(os.listdir(out))
+    assert names == sorted(os.path.basename(r.output) for r in summary.converted)
+    assert all(_complete(os.path.join(out, n)) for n in names)
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(tmp_path):
+    import time
+
+    _write(tmp_path / "in" / "a.nii.gz", _label_volume())
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    old = time.time() - 3600
+    stale = [out / ".tmp-1a2b3c4d-case_000.nii", out / ".tmp-0badcafe.999999999-model.pt",
+             out / "sub" / ".tmp-deadbeef-x.nii.gz"]
+    stale_dir = out / ".tmp-abcdef01-a.mhd.d"
+    kept = [out / ".tmp-notours", out / "notes.tmp-1a2b3c4d-x", out / ".tmp-12345678-fresh.nii"]
+    live = out / f".tmp-feedf00d.{os.getppid()}-busy.nii"  # an older file of a live writer (another process)
+    for p in stale + kept + [live]:
+        p.write_bytes(b"x" * 100)
+    stale_dir.mkdir()
+    (stale_dir / "a.raw").write_bytes(b"y")
+    for p in stale + [stale_dir, live] + kept[:2]:
+        os.utime(p, (old, old))
+    future = time.time() + 3600  # written after this run started (a concurrent run's)
+    os.utime(kept[2], (future, future))
+    summary = convert(str(tmp_path / "in"), str(out), ".nii.gz", ".nii")
+    assert summary.exit_code == 0
+    assert not any(p.exists() for p in stale + [stale_dir])
+    assert all(p.exists() for p in kept + [live])
+    assert (out / "a.nii").exists()

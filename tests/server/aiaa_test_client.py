@@ -79,9 +79,10 @@ class AIAAClient:
         p = urlparse(self.url)
         return http.client.HTTPConnection(p.hostname, p.port, timeout=self.timeout), p.path.rstrip("/")
 
-    def http_method(self, method: str, selector: str) -> Reply:
+    def http_method(self, method: str, selector: str, headers: dict[str, str] | None = None) -> Reply:
         conn, prefix = self._conn()
-        conn.request(method, prefix + "/" + selector.lstrip("/"), headers={"Accept-Encoding": "identity"})
+        conn.request(method, prefix + "/" + selector.lstrip("/"),
+                     headers={"Accept-Encoding": "identity", **(headers or {})})
         r = conn.getresponse()
         body = r.read()
         conn.close()

@@ -260,7 +260,7 @@ def test_admin_model_upload_zip_and_delete(live, client, model_root, data):
         z.writestr("spleen_mmar/models/model.pt", weights)
     status, body = _put(live, "mmar_seg", [("data", "mmar.zip", buf.getvalue())])
     assert status == 200, body
-    got = client.http_method("GET", "/admin/model/mmar_seg")
+    got = client.http_method("GET", "/admin/model/mmar_seg", {"X-Admin-Token": "s3cret"})
     assert got.status == 200 and got.json()["source"] == "admin"
     assert client.segmentation("mmar_seg", data["vol"]).status == 200
     for name in ("uploaded_seg", "mmar_seg"):
@@ -276,7 +276,8 @@ def test_admin_model_upload_zip_and_delete(live, client, model_root, data):
 
 
 def test_logs_docs_index(client):
-    r = client.http_method("GET", "/logs?lines=50")
+    assert client.http_method("GET", "/logs?lines=50").status == 401  # the server has a token
+    r = client.http_method("GET", "/logs?lines=50", {"Authorization": "Bearer s3cret"})
     assert r.status == 200 and b"/v1/" in r.body
     spec = client.http_method("GET", "/openapi.json").json()
     for path in ("/v1/models", "/v1/segmentation", "/v1/dextr3d", "/v1/deepgrow", "/v1/inference",

@@ -23,6 +23,8 @@ from typing import TypeVar
 import torch
 import torch.nn.functional as F
 
+from ai4med.common.cancel import check_cancelled
+
 T = TypeVar("T")
 Size = tuple[int, ...]
 # runs the model on a batch of windows: input name -> (B, C, *roi) tensor => output name -> tensor
@@ -144,6 +146,7 @@ def sliding_window(
     blend = None if bool((weight == 1).all()) else weight
     outputs: dict[str, torch.Tensor] = {}
     for chunk in batched([(n, s) for n in range(first.shape[0]) for s in starts], batch_size):
+        check_cancelled()  # a served request may be stopped (client gone, time limit) between batches
         preds = run({k: gather_windows(v, chunk, roi_size) for k, (v, _) in padded.items()})
         for name, pred in preds.items():
             if tuple(pred.shape[2:]) != tuple(roi_size):

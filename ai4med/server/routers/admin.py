@@ -34,9 +34,16 @@ MAX_ZIP_ENTRIES = 2000
 MAX_ZIP_BYTES = 8 << 30
 
 
-def require_token(request: Request, state: ServerState) -> None:
+def require_token(request: Request, state: ServerState, optional: bool = False) -> None:
+    """401 unless the request carries the admin token.
+
+    Without a token configured, routes that change the server answer 403, and read-only
+    ones (`optional=True`: GET /admin/*, /logs) are open, as on a private workstation.
+    """
     token = state.settings.admin_token
     if not token:
+        if optional:
+            return
         raise ApiError(403, "the admin API is disabled (start the server with --admin-token)")
     auth = request.headers.get("authorization", "")
     given = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-admin-token", "")
@@ -210,9 +217,10 @@ def build_router() -> APIRouter:
                     shutil.rmtree(stage, ignore_errors=True)
         return json_response(engine.info())
 
-    @router.get("/admin/model/{name}", responses=ERROR_RESPONSES, summary="A model's info, config and stats")
+    @router.get("/admin/model/{name}", responses=ERROR_RESPONSES, summary="A model's info, config and stats (token)")
     async def get_model(request: Request, name: str) -> Response:
         state = get_state(request)
+        require_token(request, state, optional=True)
         engine = state.pool.get(name)
         if engine is None:
             err = state.pool.errors().get(name)
@@ -220,9 +228,10 @@ def build_router() -> APIRouter:
         return json_response({"model": engine.info(), "source": state.pool.source(name), "device": engine.device,
                               "config": engine.config, "stats": dict(engine.stats)})
 
-    @router.get("/admin/model", summary="Models and models that failed to load")
+    @router.get("/admin/model", summary="Models and models that failed to load (token)", responses=ERROR_RESPONSES)
     async def list_admin(request: Request) -> Response:
         state = get_state(request)
+        require_token(request, state, optional=True)
         return json_response({"models": [e.info() for e in state.pool.engines()], "errors": state.pool.errors()})
 
     @router.delete("/admin/model/{name}", responses=ERROR_RESPONSES, summary="Remove a model (token)")

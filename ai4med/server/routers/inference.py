@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from ai4med.server.budget import check_budget, work_voxels
 from ai4med.server.errors import ApiError
 from ai4med.server.images import write_mask
 from ai4med.server.routers.common import ERROR_RESPONSES, check_session, find_engine, multipart_body, request_image
@@ -40,8 +41,12 @@ async def run_endpoint(request: Request, model: str | None, session_id: str | No
         else:
             params = up.dict_params()
         view, name = await request_image(state, up, session)
+        work = work_voxels(engine.model_type, engine.config, view.shape)
+        check_budget(work, state.settings.work_limit(engine.device), f"model {engine.name!r} on this image")
+        limit = float(state.settings.max_request_seconds or 0) or None
         try:
-            result = await state.queues.run(engine.device, engine.run, view, params)
+            result = await state.queues.run(engine.device, engine.run, view, params, work=work, time_limit=limit,
+                                            disconnected=request.is_disconnected)
         except ApiError:
             raise
         except (ValueError, RuntimeError, IndexError) as exc:

@@ -7,6 +7,7 @@ import time
 from fastapi import APIRouter, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
+from ai4med.server.routers.admin import require_token
 from ai4med.server.state import get_state
 from ai4med.server.wire import json_response
 
@@ -15,11 +16,13 @@ def build_router() -> APIRouter:
     router = APIRouter(tags=["logs"])
 
     async def logs(request: Request, lines: int = Query(100, ge=0, le=100000)) -> Response:
-        """The last `lines` log lines."""
-        text = "\n".join(get_state(request).log.tail(lines))
+        """The last `lines` log lines (they name uploads: the admin token is needed when one is set)."""
+        state = get_state(request)
+        require_token(request, state, optional=True)
+        text = "\n".join(state.log.tail(lines))
         return PlainTextResponse(text + ("\n" if text else ""))
 
-    router.add_api_route("/logs", logs, methods=["GET"], summary="Server log")
+    router.add_api_route("/logs", logs, methods=["GET"], summary="Server log (token)")
     router.add_api_route("/logs/", logs, methods=["GET"], include_in_schema=False)
 
     @router.get("/", summary="Server index")

@@ -13,17 +13,27 @@ from starlette.responses import Response
 from ai4med.server import polygons as P
 from ai4med.server.errors import ApiError
 from ai4med.server.images import SpatialView, write_mask
+from ai4med.server.points import is_number, short_json
 from ai4med.server.routers.common import ERROR_RESPONSES, multipart_body, request_image
 from ai4med.server.state import get_state
 from ai4med.server.wire import json_response, multipart_response, read_request
 
+#: bound of every integer param (indices, counts): larger values are refused with a 400
+INT_LIMIT = 1 << 31
+#: bound of a vertex offset component (pixels), as for the vertices themselves
+OFFSET_LIMIT = 1e7
 
-def _int(params: dict[str, Any], *names: str, default: int | None = None) -> int:
+
+def _int(params: dict[str, Any], *names: str, default: int | None = None,
+         lo: int = -INT_LIMIT, hi: int = INT_LIMIT) -> int:
+    """The first of `names` in params as an int in [lo, hi]; 400 naming the field otherwise."""
     for n in names:
         if n in params:
             v = params[n]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-                raise ApiError(400, f"{n} must be an integer, got {str(v)[:40]!r}")
+            if not is_number(v) or (isinstance(v, float) and not v.is_integer()):
+                raise ApiError(400, f"{n} must be an integer, got {short_json(v, 40)}")
+            if not lo <= v <= hi:
+                raise ApiError(400, f"{n} must be in [{lo}, {hi}], got {short_json(v, 40)}")
             return int(v)
     if default is None:
         raise ApiError(400, f"{names[0]} is required")
@@ -50,7 +60,7 @@ def _fix(view: SpatialView, params: dict[str, Any]) -> tuple[Any, np.ndarray, bo
         if not (0 <= pi < len(polys) and pi < len(prev) and 0 <= vi < len(polys[pi]) and vi < len(prev[pi])):
             raise ApiError(400, "polygonIndex / vertexIndex out of range")
         off = [polys[pi][vi][0] - prev[pi][vi][0], polys[pi][vi][1] - prev[pi][vi][1]]
-        n = _int(params, "propagate_neighbor", default=1)
+        n = _int(params, "propagate_neighbor", default=1, lo=0)
         moved = [list(v) for v in prev[pi]]
         prev[pi] = P.move_vertex(moved, vi, off, n)
         polys, dim = prev, 2
@@ -61,10 +71,10 @@ def _fix(view: SpatialView, params: dict[str, Any]) -> tuple[Any, np.ndarray, bo
                 off = json.loads(off)
             except ValueError:
                 raise ApiError(400, "vertex_offset is not valid JSON") from None
-        if not (isinstance(off, list) and len(off) == 2 and all(
-                isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in off)):
-            raise ApiError(400, "vertex_offset must be [dx, dy]")
-        n = _int(params, "propagate_neighbor", default=1)
+        if not (isinstance(off, list) and len(off) == 2 and all(is_number(c) and abs(c) <= OFFSET_LIMIT for c in off)):
+            raise ApiError(400, f"vertex_offset must be [dx, dy] with |dx|, |dy| <= {OFFSET_LIMIT:g}, "
+                                f"got {short_json(off, 60)}")
+        n = _int(params, "propagate_neighbor", default=1, lo=0)
         pi, vi = _int(params, "polygon_index", "polygonIndex"), _int(params, "vertex_index", "vertexIndex")
         if dim == 2:
             if not (0 <= pi < len(polys) and 0 <= vi < len(polys[pi])):
@@ -72,7 +82,7 @@ def _fix(view: SpatialView, params: dict[str, Any]) -> tuple[Any, np.ndarray, bo
             polys[pi] = P.move_vertex(polys[pi], vi, off, n)
         else:
             s = _int(params, "slice_index", "sliceIndex")
-            n3 = _int(params, "propagate_neighbor_3d", default=0)
+            n3 = _int(params, "propagate_neighbor_3d", default=0, lo=0, hi=max(0, len(polys)))
             if not (0 <= s < len(polys) and 0 <= pi < len(polys[s]) and 0 <= vi < len(polys[s][pi])):
                 raise ApiError(400, f"slice_index {s} / polygon_index {pi} / vertex_index {vi} out of range")
             origin = np.array(polys[s][pi][vi])
@@ -116,9 +126,7 @@ def build_router() -> APIRouter:
         with state.request_dir() as tmp:
             up = await read_request(request, tmp, state.settings.max_upload_bytes)
             params = up.dict_params()
-            more = _int(params, "more_points", default=10)
-            if more < 0 or more > 1000:
-                raise ApiError(400, f"more_points must be in [0, 1000], got {more}")
+            more = _int(params, "more_points", default=10, lo=0, hi=1000)
             view, _ = await request_image(state, up, None)
             result = await asyncio.to_thread(_mask2polygon, view, more)
         return json_response(result)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ai4med.io.atomic import atomic_path
+from ai4med.io.atomic import atomic_path, remove_stale_temporaries
 from ai4med.io.checkpoint import load_weights, read_checkpoint
 from ai4med.workflows.engine import Engine, Events
 
@@ -97,6 +97,7 @@ class CheckpointHandler:
         self.scheduler = scheduler
         self.save_every = max(1, save_every)
         os.makedirs(ckpt_dir, exist_ok=True)
+        remove_stale_temporaries(ckpt_dir)  # `.tmp-*` of a run killed during a save
 
     def attach(self, engine: Engine) -> None:
         engine.add_handler(Events.EPOCH_COMPLETED, self.on_epoch_completed, name="checkpoint")

@@ -1,0 +1,37 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+
+@pytest.fixture()
+def small_tmpfs(tmp_path) -> Iterator[Callable[[str], str]]:
+    """`mount(size)` -> a folder on a fresh tmpfs of `size` ("1m", "64k"): a disk that fills up.
+
+    Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is skipped with the reason.
+    Every mount is removed at the end of the test.
+    """
+    mounts: list[str] = []
+
+    def mount(size: str) -> str:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs (a full disk) needs root")
+        point = str(tmp_path / f"tmpfs{len(mounts)}")
+        os.makedirs(point)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", point],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip() or r.returncode}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounts):
+        with contextlib.suppress(Exception):
+            subprocess.run(["umount", "-l", point], capture_output=True)
