@@ -176,13 +176,13 @@ def bounded(tmp_path_factory):
     app = create_app(settings)
     server = LiveServer(app).start()
     seg = app.state.aiaa.pool.get("segmentation_ct_spleen")
-    real_infer = seg.infer
+    real_predict = seg.pipeline.predict  # the model call of the engine's case pipeline
 
-    def slow_infer(x):
+    def slow_predict(ctx):
         slow_job(float(seg.config.get("_test_seconds", 0)), step=0.02)
-        return real_infer(x)
+        return real_predict(ctx)
 
-    seg.infer = slow_infer
+    seg.pipeline.predict = slow_predict
     vols = {}
     for n in (24, 48):
         vols[n] = str(root / f"v{n}.nii.gz")
