@@ -33,5 +33,8 @@ def add_serve_args(p: argparse.ArgumentParser) -> None:
                    help="stop a request computing longer than this, between scan windows, with 422 (0 = no limit)")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds SIGTERM waits for requests in flight before stopping them (default 30)")
+    p.add_argument("--dicomweb", default=None, metavar="URL",
+                   help="DICOMweb root: requests may name a series (params study/series) instead of uploading, and "
+                        "store_seg stores the result there as DICOM SEG")
     p.add_argument("--path-prefix", default="", help="serve every route also under this prefix (e.g. /aiaa)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

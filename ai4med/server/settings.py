@@ -33,6 +33,8 @@ class ServerSettings:
         path_prefix: also serve every route under this prefix (the Python client keeps
             the path of its server URL, e.g. `http://host:5000/aiaa`).
         log_lines: lines kept in memory for `/logs`.
+        dicomweb: a DICOMweb root whose series requests may name instead of uploading, and where
+            `store_seg` stores results (`ai4med.server.dicomweb_source`).
 
     Example:
         >>> ServerSettings(max_upload_bytes=10).max_upload_bytes
@@ -41,6 +43,7 @@ class ServerSettings:
 
     engine_pool: str | None = None
     workspace: str | None = None
+    dicomweb: str | None = None
     device: str = "cpu"
     admin_token: str | None = None
     max_upload_bytes: int = 1 << 30
@@ -78,4 +81,5 @@ class ServerSettings:
             max_work_voxels=getattr(args, "max_work_voxels", None),
             max_request_seconds=float(getattr(args, "max_request_seconds", 60.0)),
             graceful_timeout=float(getattr(args, "graceful_timeout", 30.0)),
+            dicomweb=getattr(args, "dicomweb", None),
         )

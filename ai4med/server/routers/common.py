@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from ai4med.server.engines.base import Engine
@@ -52,14 +53,23 @@ def check_session(state: ServerState, session_id: str | None) -> Any:
     return state.sessions.get(session_id) if session_id else None
 
 
-async def request_image(state: ServerState, up: UploadedRequest, session: Any) -> tuple[SpatialView, str]:
-    """The request's image (the session's, else the first file part) and its client file name."""
+async def request_image(state: ServerState, up: UploadedRequest, session: Any,
+                        tmp: str | None = None) -> tuple[SpatialView, str]:
+    """The request's image (the session's, else the first file part, else the DICOMweb series its params
+    name, see `ai4med.server.dicomweb_source`) and its client file name."""
+    from ai4med.server.dicomweb_source import fetch_series, series_ref
+
+    ref = series_ref(up.params) if session is None and up.image is None else None
     if session is not None:
         path, name = session.path, session.name
     elif up.image is not None:
         name, path = up.image
+    elif ref is not None and tmp is not None:
+        path, name = await asyncio.to_thread(fetch_series, state.settings.dicomweb, ref[0], ref[1],
+                                             os.path.join(tmp, "dicomweb"))
     else:
-        raise ApiError(400, "no image: send the image as the first file part (datapoint/image) or a session_id")
+        raise ApiError(400, "no image: send the image as the first file part (datapoint/image), a session_id, or "
+                            "params {\"study\": UID, \"series\": UID} of the server's DICOMweb source")
     img = await asyncio.to_thread(load_image, path, state.settings.max_image_voxels)
     view = await asyncio.to_thread(spatial_view, img)
     return view, name

@@ -40,7 +40,7 @@ async def run_endpoint(request: Request, model: str | None, session_id: str | No
             params: dict[str, Any] = {"params": up.params}
         else:
             params = up.dict_params()
-        view, name = await request_image(state, up, session)
+        view, name = await request_image(state, up, session, tmp)
         work = work_voxels(engine.model_type, engine.config, view.shape)
         check_budget(work, state.settings.work_limit(engine.device), f"model {engine.name!r} on this image")
         limit = float(state.settings.max_request_seconds or 0) or None
@@ -55,6 +55,13 @@ async def run_endpoint(request: Request, model: str | None, session_id: str | No
         file = None
         if result.mask is not None:
             file = await asyncio.to_thread(write_mask, result.mask, view.image, tmp, name)
+            if params.get("store_seg") is True:
+                from ai4med.server.dicomweb_source import store_seg
+
+                if not state.settings.dicomweb:
+                    raise ApiError(400, "store_seg: this server has no DICOMweb destination (--dicomweb URL)")
+                result.params["seg_sop_instance_uid"] = await asyncio.to_thread(
+                    store_seg, state.settings.dicomweb, view.image, result.mask, list(engine.labels))
     logger.info("%s %s on %s %s: %s", request.url.path, engine.name, name, list(view.shape),
                 result.params.get("latencies"))
     return multipart_response(result.params, file, points=result.points)

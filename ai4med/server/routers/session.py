@@ -6,10 +6,12 @@ Replies are plain JSON; an unknown or expired session is HTTP 440.
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from ai4med.server.dicomweb_source import fetch_series, series_ref
 from ai4med.server.errors import ApiError
 from ai4med.server.images import load_image, spatial_view, wire_shape
 from ai4med.server.routers.common import ERROR_RESPONSES, multipart_body
@@ -26,9 +28,15 @@ def build_router() -> APIRouter:
         state = get_state(request)
         with state.request_dir() as tmp:
             up = await read_request(request, tmp, state.settings.max_upload_bytes)
-            if up.image is None:
-                raise ApiError(400, "no image: send the image as a file part named 'image'")
-            name, path = up.image
+            ref = series_ref(up.params) if up.image is None else None
+            if up.image is None and ref is None:
+                raise ApiError(400, "no image: send the image as a file part named 'image', or params "
+                                    "{\"study\": UID, \"series\": UID} of the server's DICOMweb source")
+            if up.image is not None:
+                name, path = up.image
+            else:
+                path, name = await asyncio.to_thread(fetch_series, state.settings.dicomweb, ref[0], ref[1],
+                                                     os.path.join(tmp, "dicomweb"))
             img = await asyncio.to_thread(load_image, path, state.settings.max_image_voxels)
             view = spatial_view(img)
             meta = {"shape": wire_shape(view), "dimension": view.ndim}
