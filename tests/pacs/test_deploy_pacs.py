@@ -245,3 +245,44 @@ def test_infer_command_dicomweb_stores_the_seg(orthanc, app, tmp_path, capsys):
     assert cli(["infer", "-c", config, "--model_file_path", app["model"], "--dicomweb", orthanc.dicomweb,
                 "--study", "1.2.999.9", "--no_progress"]) == 1
     assert "1.2.999.9" in capsys.readouterr().err and len(orthanc.instances()) == before + 1
+
+
+def test_deploy_command_listen_end_to_end(orthanc, app, tmp_path):
+    """`ai4med deploy --listen AE:PORT --destination AE@HOST:PORT`: the command receives a study Orthanc pushes,
+    segments it and C-STOREs the SEG back; SIGTERM stops it cleanly."""
+    import signal
+    import socket
+    import time
+
+    series = write_series(str(tmp_path / "T1"), patient_id="DEPLOY-LISTEN-CLI")
+    for f in series.files:
+        orthanc.post("/instances", open(f, "rb").read())
+    study_id = orthanc.find("Study", {"StudyInstanceUID": series.study_uid})[0]["ID"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai4med", "deploy", "--app", app["app"], "--model", app["model"],
+         "--listen", f"AI4MED:{orthanc.listener_port}", "--destination",
+         f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}", "--spool", str(tmp_path / "spool"),
+         "--logs", str(tmp_path / "logs"), "--no_progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", orthanc.listener_port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.2)
+        orthanc.post("/modalities/ai4med/store", study_id)
+        segs: list = []
+        deadline = time.monotonic() + 120
+        while not segs and time.monotonic() < deadline:
+            time.sleep(0.5)
+            segs = orthanc.find("Instance", {"StudyInstanceUID": series.study_uid, "Modality": "SEG"})
+        assert len(segs) == 1, "no SEG came back"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert f"listening as AI4MED on port {orthanc.listener_port}" in out
