@@ -68,8 +68,9 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
     p.add_argument("--amp", action="store_true",
                    help="fastest accurate mode (precision auto): bf16 autocast on AMX CPUs, fp16 on CUDA, else fp32 "
                         "through OpenVINO on CPU (with --runtime auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
-                   help="explicit precision (overrides --amp; default fp32, or auto when the config sets use_amp)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8"], default=None,
+                   help="explicit precision (overrides --amp; default fp32, or auto when the config sets use_amp); "
+                        "int8 runs the INT8 export of `ai4med export --int8` on OpenVINO (CPU)")
     p.add_argument("--runtime", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
                    help="what runs a checkpoint / TorchScript model: auto (openvino for precision auto on a CPU "
                         "without AMX, else torch), torch, or an fp32 CPU runtime the model is converted to on first "
@@ -122,6 +123,13 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formats", nargs="+", default=["ts", "onnx"], choices=["ts", "onnx"], help="what to export")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     p.add_argument("--fp16", action="store_true", help="half precision inside the exports (float32 in and out)")
+    p.add_argument("--int8", action="store_true",
+                   help="also an INT8 model (<model_name>_int8.xml, OpenVINO IR): NNCF post-training quantisation of "
+                        "the ONNX export, calibrated on windows of the training images; kept only when its masks "
+                        "match fp32's on the validation cases (see --int8_min_dice); run it with --precision int8")
+    p.add_argument("--int8_windows", type=int, default=300, help="calibration windows for --int8 (default 300)")
+    p.add_argument("--int8_min_dice", type=float, default=0.99,
+                   help="lowest accepted mean mask Dice of INT8 vs fp32 on the validation cases (default 0.99)")
     p.add_argument("--trt_precision_mode", choices=["FP32", "FP16", "fp32", "fp16"], default=None,
                    help="seed 004 spelling of --fp16")
     p.add_argument("--network_input_size", nargs="+", default=None, metavar="N",

@@ -83,9 +83,14 @@ class ExportResult:
     output_channels: int = 0
     tolerance: float = 0.0
     committed: bool = False
+    #: INT8 check: mean / lowest mask Dice vs fp32 on the validation cases, cases, windows, the bar
+    int8: dict[str, float] = field(default_factory=dict)
 
     def failed(self) -> list[str]:
-        return [k for k, v in self.parity.items() if not v <= self.tolerance]
+        bad = [k for k, v in self.parity.items() if not v <= self.tolerance]
+        if self.int8 and not self.int8.get("dice", 0.0) >= self.int8.get("min_dice", 0.99):
+            bad.append("int8")
+        return bad
 
     def report(self) -> str:
         lines = [f"parity on a random input {self.input_shape}, max abs diff vs the checkpoint's torch output "
@@ -93,6 +98,12 @@ class ExportResult:
         for kind, diff in self.parity.items():
             verdict = "ok" if diff <= self.tolerance else "FAILED"
             lines.append(f"  {kind:<12} {diff:.3e}  {verdict}  {self.files.get(kind, '')}")
+        if self.int8:
+            q = self.int8
+            verdict = "ok" if q["dice"] >= q["min_dice"] else "FAILED"
+            lines.append(f"  {'int8':<12} mask Dice vs fp32 on {int(q['cases'])} validation case(s): mean "
+                         f"{q['dice']:.4f}, lowest {q['lowest']:.4f} (needs >= {q['min_dice']:.2f}; calibrated on "
+                         f"{int(q['windows'])} windows)  {verdict}  {self.files.get('int8', '')}")
         return "\n".join(lines)
 
 
@@ -496,7 +507,7 @@ def run(args: Any) -> int:
     result = export_model(
         module, out_dir, size, args.model_name, _first(args.input_node_names), _first(args.output_node_names),
         args.formats, fp16, args.opset, triton_repo, triton_name, args.triton_backend, args.max_batch_size,
-        args.input_channels, args.tolerance, extra=lambda stage, res: _write_deploy_config(cfg, stage, res),
+        args.input_channels, args.tolerance, extra=lambda stage, res: _extras(cfg, stage, res, size, args),
     )
     print(f"exported {checkpoint}" + (" (fp16)" if fp16 else ""))
     for kind, path in result.files.items():
@@ -508,6 +519,45 @@ def run(args: Any) -> int:
         raise UserError(f"parity check failed for {', '.join(failed)} (see the table above); nothing was written "
                         f"to {out_dir}")
     return 0
+
+
+def _extras(cfg: Any, stage: ExportStaging, result: ExportResult, size: list[int], args: Any) -> None:
+    _write_deploy_config(cfg, stage, result)
+    if getattr(args, "int8", False):
+        _export_int8(cfg, stage, result, size, args)
+
+
+def _export_int8(cfg: Any, stage: ExportStaging, result: ExportResult, size: list[int], args: Any) -> None:
+    """NNCF INT8 of the staged ONNX export, calibrated on training windows, checked on validation masks."""
+    from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
+    from ai4med.inference.from_config import EvalOptions, datalist_of, is_train_config, pipeline_parts
+    from ai4med.inference.int8 import calibration_windows, mask_dice, quantize, require_nncf
+    from ai4med.inference.pipeline import CasePipeline
+    from ai4med.workflows.bulk_evaluator import load_items
+
+    require_nncf()
+    if "onnx" not in result.files:
+        raise UserError("--int8 quantises the ONNX export: add onnx to --formats")
+    parts = pipeline_parts(cfg, EvalOptions())
+    train = "/train/image_pipeline" if is_train_config(cfg) else "/image_pipeline"
+    datalist, _, root = datalist_of(cfg, EvalOptions(data_list_key="training"), train)
+    calib = CasePipeline(None, None, parts.pre, parts.post)
+    name = args.model_name
+    cache = os.path.join(stage.out_dir, f"{name}_int8_calibration.json")
+    windows = calibration_windows(calib, load_items(datalist, "training", root), size, int(args.int8_windows),
+                                  cache=cache, cache_out=stage.path_for(os.path.basename(cache)))
+    xml = stage.path_for(f"{name}_int8.xml")
+    stage.path_for(f"{name}_int8.bin")
+    quantize(result.files["onnx"], windows, xml)
+    result.files["int8"] = xml
+    vdatalist, vkey, vroot = datalist_of(cfg, EvalOptions(), (parts.base or "") + "/image_pipeline")
+    cases = load_items(vdatalist, vkey, vroot)
+    fp32 = CasePipeline(OpenVinoInferenceContext(result.files["onnx"]), parts.inferer, parts.pre, parts.post)
+    int8 = CasePipeline(OpenVinoInferenceContext(xml), parts.inferer, parts.pre, parts.post)
+    scores = [mask_dice(fp32.run(dict(it), write=False).result(), int8.run(dict(it), write=False).result())
+              for it in cases]
+    result.int8 = {"dice": float(np.mean(scores)) if scores else 0.0, "lowest": float(min(scores, default=0.0)),
+                   "cases": float(len(scores)), "windows": float(len(windows)), "min_dice": float(args.int8_min_dice)}
 
 
 def _write_deploy_config(cfg: Any, stage: ExportStaging, result: ExportResult) -> None:

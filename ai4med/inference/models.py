@@ -74,7 +74,7 @@ def is_torchscript(path: str) -> bool:
 
 
 _DECLARED = {
-    "onnx": "onnx",
+    "onnx": "onnx", "openvino": "openvino", "ir": "openvino", "int8": "openvino",
     "torchscript": "torchscript", "ts": "torchscript", "jit": "torchscript", "trtmodel_torchscript": "torchscript",
     "checkpoint": "checkpoint", "ckpt": "checkpoint", "pt": "checkpoint", "pytorch": "checkpoint",
     "state_dict": "checkpoint",
@@ -94,6 +94,8 @@ def model_format(path: str, declared: str | None = None) -> str:
         return _DECLARED[fmt]
     if path.lower().endswith(".onnx"):
         return "onnx"
+    if path.lower().endswith(".xml"):
+        return "openvino"
     return "torchscript" if is_torchscript(path) else "checkpoint"
 
 
@@ -236,7 +238,13 @@ def open_model(
     if not os.path.isfile(path):
         raise ModelOpenError(f"model file {path} does not exist")
     fmt = model_format(path, declared_format)
+    if precision == "int8":
+        return _open_int8(path, fmt, device)
     try:
+        if fmt == "openvino":
+            from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
+
+            return OpenVinoInferenceContext(path, device=str(device))
         if fmt == "onnx":
             return _open_onnx(path, device, runtime, input_names, output_names)
         names = {"input_names": list(input_names or ["image"]), "output_names": list(output_names or ["pred"])}
@@ -254,6 +262,21 @@ def open_model(
         raise ModelOpenError(f"{path}: runtime {runtime!r}, precision {precision!r}: {exc}") from exc
     except RuntimeError as exc:
         raise ModelOpenError(f"cannot load the model {path}: {str(exc).splitlines()[0][:400]}") from exc
+
+
+def _open_int8(path: str, fmt: str, device: str) -> Any:
+    """precision "int8": the INT8 export beside the model (`ai4med.inference.int8`), on OpenVINO (CPU)."""
+    from ai4med.inference.int8 import int8_path
+
+    target = path if fmt == "openvino" else int8_path(path)
+    if not os.path.isfile(target):
+        raise ModelOpenError(f"precision int8 runs the INT8 export {target}, which does not exist: run "
+                             "`ai4med export -m MMAR --int8` first (it writes it beside model.onnx)")
+    if str(device) != "cpu":
+        raise ModelOpenError(f"precision int8 runs on OpenVINO on the CPU, not on {device}")
+    from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
+
+    return OpenVinoInferenceContext(target)
 
 
 def _open_onnx(path: str, device: str, runtime: str, input_names: Sequence[str] | None,

@@ -83,34 +83,39 @@ def model_format(config: dict[str, Any], path: str) -> str:
 def build_context(config: dict[str, Any], config_dir: str, device: str, config_file: str | None = None) -> Any:
     """The inference context of a model config, through the one opener (`ai4med.inference.models.open_model`).
 
-    Keys: `model_path`, `model_format`, `network` (a checkpoint's network; else the MMAR holding the
-    file), `precision` ("auto"), `runtime` ("auto"), `input_nodes` / `output_nodes` (names).
+    Keys: `model_path` (one file; a list of files is an ensemble: the mean of their probabilities),
+    `model_format`, `network` (a checkpoint's network; else the MMAR holding the file), `precision`
+    ("auto"; "int8": the INT8 export), `runtime` ("auto"), `input_nodes` / `output_nodes` (names).
     """
     from ai4med.inference.models import open_model
 
-    path = config.get("model_path")
-    if not path:
+    given = config.get("model_path")
+    if not given:
         raise ModelConfigError("the model config has no model_path")
-    path = resolve_path(path, config_dir)
-    if not os.path.isfile(path):
-        raise ModelConfigError(f"model file {os.path.basename(path)} not found (model_path {config.get('model_path')!r})")
-    fmt = model_format(config, path)
+    paths = [resolve_path(p, config_dir) for p in (given if isinstance(given, list) else [given])]
+    for path in paths:
+        if not isinstance(path, str) or not os.path.isfile(path):
+            raise ModelConfigError(f"model file {os.path.basename(str(path))} not found (model_path {given!r})")
+    fmts = {model_format(config, p) for p in paths}
     in_names = list((config.get("input_nodes") or {"image": "image"}).keys())[:1] or ["image"]
     out_names = list((config.get("output_nodes") or {"pred": "pred"}).keys())[:1] or ["pred"]
     precision = str(config.get("precision", "auto"))
     runtime = str(config.get("runtime", "auto"))
-    _check_runtime(runtime, precision, device, fmt)
+    if precision != "int8":
+        for fmt in fmts - {"openvino"}:
+            _check_runtime(runtime, precision, device, fmt)
     network = config.get("network")
     if network is not None and not isinstance(network, dict):
         raise ModelConfigError("'network' must be a component node, e.g. {\"name\": \"Unet\", \"args\": {...}}")
     try:
-        return open_model(path, network=network, network_file=config_file, device=device,
-                          precision=precision, runtime=runtime, declared_format=fmt,
-                          input_names=in_names, output_names=out_names, trust=bool(config.get("trust_checkpoint")))
+        return open_model(paths if len(paths) > 1 else paths[0], network=network, network_file=config_file,
+                          device=device, precision=precision, runtime=runtime,
+                          declared_format=config.get("model_format"), input_names=in_names, output_names=out_names,
+                          trust=bool(config.get("trust_checkpoint")))
     except UserError as exc:
         raise ModelConfigError(str(exc)) from None
     except Exception as exc:
-        raise ModelConfigError(f"{os.path.basename(path)}: cannot load the model: {exc}") from exc
+        raise ModelConfigError(f"{os.path.basename(paths[0])}: cannot load the model: {exc}") from exc
 
 
 def _check_runtime(runtime: str, precision: str, device: str, fmt: str) -> None:
