@@ -11,10 +11,16 @@ Where a CUDA device is present, GPU rows (MONAI fp32, ai4med fp32/fp16/bf16 auto
 Runtime's TensorRT provider in fp16 when onnxruntime-gpu has it) are measured too; their "vs MONAI"
 column is against MONAI fp32 on the same GPU. Elsewhere they are listed as skipped.
 
+The UNet is first trained briefly on the volume (`--train-steps`, blobs > 0.5) so that the masks,
+and the INT8 row's mask Dice against fp32, mean something. The INT8 row runs what `ai4med export
+--int8` writes (NNCF post-training quantisation of the ONNX export, on OpenVINO). GFLOP/s is the
+scan's convolution work (windows x FLOPs of one window, `torch.utils.flop_counter`) per second,
+beside this CPU's sgemm ceiling.
+
 Usage:
     .venv/bin/python bench/inference.py                  # full benchmark
     .venv/bin/python bench/inference.py --compile        # also time torch.compile (+ channels_last_3d)
-    .venv/bin/python bench/inference.py --size 96 96 64 --rounds 1 --repeats 1   # quick
+    .venv/bin/python bench/inference.py --size 96 96 64 --rounds 1 --repeats 1 --train-steps 2 --int8-windows 4
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ CANDIDATES = {
     "ai4med OnnxInferenceContext (.onnx file)": ("onnx", {}, {}),
     "ai4med OpenVinoInferenceContext (.onnx file)": ("onnx", {"openvino": True}, {}),
     "ai4med OpenVINO runtime": ("ai4med", {"precision": "fp32", "runtime": "openvino"}, {}),
+    "ai4med INT8 (NNCF, OpenVINO)": ("int8", {}, {}),
     "ai4med torch.compile": ("ai4med", {"precision": "fp32", "compile": True}, {}),
     "ai4med torch.compile + channels_last_3d": ("ai4med", {"precision": "fp32", "compile": True,
                                                            "channels_last": True}, {}),
@@ -90,7 +97,11 @@ def run_worker(side: str, options: dict, work: Path, repeats: int, out: Path | N
     else:
         from ai4med.components.inferers.torch_inferers import TorchScanWindowInferer
 
-        if side == "onnx":
+        if side == "int8":  # what `ai4med export --int8` writes and `--precision int8` runs
+            from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext
+
+            ctx = OpenVinoInferenceContext(str(work / "unet_int8.xml"))
+        elif side == "onnx":
             from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext
 
             if options.get("tensorrt"):
@@ -130,8 +141,10 @@ def run_worker(side: str, options: dict, work: Path, repeats: int, out: Path | N
 
 
 def window_probe(work: Path) -> dict:
-    """Seconds of one 96^3 window (batch 1) forward in fp32 and bf16 autocast."""
+    """Seconds of one 96^3 window (batch 1) forward in fp32 and bf16 autocast; its FLOPs; the machine's sgemm
+    GFLOP/s (4096^2 matmul: this CPU's fp32 ceiling)."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from ai4med.components.inferers.precision import cpu_has_amx_bf16, tune_malloc
 
@@ -140,6 +153,15 @@ def window_probe(work: Path) -> dict:
     res = {"amx_bf16": cpu_has_amx_bf16(), "mkldnn": torch.backends.mkldnn.is_available(),
            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cuda": torch.cuda.is_available(),
            "tensorrt_ep": _has_tensorrt_ep()}
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        net(x)
+    res["window_flops"] = float(fc.get_total_flops())
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(3):
+        a @ b
+    res["sgemm_gflops"] = 3 * 2 * 4096**3 / (time.perf_counter() - start) / 1e9
     with torch.inference_mode():
         for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
             with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
@@ -194,13 +216,56 @@ def dice_fg(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if denom == 0 else float(2 * (ma & mb).sum() / denom)
 
 
-def make_inputs(work: Path, size: tuple[int, int, int]) -> None:
-    """Seeded UNet weights and a smooth blob volume (1, 1, *size)."""
+def n_windows(size: tuple[int, ...]) -> int:
+    """Windows of the scan (MONAI's grid: steps of roi * (1 - overlap), the last one flush with the end)."""
+    n = 1
+    for s, r in zip(size, ROI):
+        step = max(1, int(r * (1 - OVERLAP)))
+        n *= 1 if s <= r else -(-(s - r) // step) + 1
+    return n
+
+
+def train_briefly(work: Path, steps: int) -> None:
+    """A few Adam steps of the UNet on 96^3 crops of the blob volume (target: blob > 0.5), so masks mean
+    something (the INT8 mask Dice is then a real check); 0 steps keeps the seeded random weights."""
     import torch
     from monai.networks.nets import UNet
 
     torch.manual_seed(0)
-    torch.save(UNet(**UNET).state_dict(), work / "unet.pt")
+    net = UNet(**UNET)
+    if steps > 0:
+        vol = torch.from_numpy(np.load(work / "image.npy"))
+        target = (vol[:, 0] > 0.5).long()
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        rng = np.random.default_rng(1)
+        t0 = time.perf_counter()
+        crop = [min(r, d) for d, r in zip(vol.shape[2:], ROI)]
+        for _ in range(steps):
+            st = [int(rng.integers(0, d - r + 1)) for d, r in zip(vol.shape[2:], crop)]
+            sl = tuple(slice(a, a + r) for a, r in zip(st, crop))
+            loss = torch.nn.functional.cross_entropy(net(vol[(slice(None), slice(None), *sl)]),
+                                                     target[(slice(None), *sl)])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        print(f"trained the UNet {steps} steps in {time.perf_counter() - t0:.0f} s (last loss {loss.item():.3f})",
+              flush=True)
+    torch.save(net.eval().state_dict(), work / "unet.pt")
+
+
+def quantize_int8(work: Path, windows: int) -> dict:
+    """NNCF INT8 of the ONNX export on `windows` random windows of the volume (`ai4med.inference.int8`)."""
+    from ai4med.inference.int8 import quantize, windows_of
+
+    image = np.load(work / "image.npy")[0]
+    calib = windows_of(image, ROI, windows, np.random.default_rng(2))
+    start = time.perf_counter()
+    quantize(str(export_onnx(build_net(work), work)), calib, str(work / "unet_int8.xml"))
+    return {"seconds": time.perf_counter() - start, "windows": windows}
+
+
+def make_inputs(work: Path, size: tuple[int, int, int], train_steps: int = 0) -> None:
+    """A smooth blob volume (1, 1, *size) and the UNet's weights (seeded, then `train_steps` of training)."""
     rng = np.random.default_rng(0)
     grid = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float32) for s in size], indexing="ij"))
     vol = 0.1 * rng.standard_normal(size).astype(np.float32)
@@ -208,6 +273,7 @@ def make_inputs(work: Path, size: tuple[int, int, int]) -> None:
         centre = rng.uniform(0, 1, 3)[:, None, None, None] * np.array(size)[:, None, None, None]
         vol += np.exp(-((grid - centre) ** 2).sum(0) / (2 * rng.uniform(6, 20) ** 2)).astype(np.float32)
     np.save(work / "image.npy", vol[None, None])
+    train_briefly(work, train_steps)
 
 
 def main() -> None:
@@ -216,6 +282,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating MONAI / ai4med rounds")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per process (after one warm-up)")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
+    p.add_argument("--train-steps", type=int, default=40,
+                   help="train the UNet this many steps first so masks are meaningful (0: random weights)")
+    p.add_argument("--int8-windows", type=int, default=64, help="NNCF calibration windows of the INT8 row")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -224,16 +293,26 @@ def main() -> None:
     if a.worker == "probe":
         print(json.dumps(window_probe(Path(a.work))))
         return
+    if a.worker == "quantize":
+        print(json.dumps(quantize_int8(Path(a.work), a.int8_windows)))
+        return
     if a.worker:
         out = Path(a.out) if a.out else None
         print(json.dumps(run_worker(a.worker, json.loads(a.options), Path(a.work), a.repeats, out)))
         return
 
     work = Path(tempfile.mkdtemp(prefix="ai4med_bench_"))
-    make_inputs(work, tuple(a.size))
+    make_inputs(work, tuple(a.size), a.train_steps)
     probe = spawn(["--worker", "probe", "--work", str(work)])
     print(f"CPU: amx_bf16={probe['amx_bf16']} capability={probe['cpu_capability']} mkldnn={probe['mkldnn']}; "
-          f"one 96^3 window: fp32 {probe['fp32']:.3f} s, bf16 autocast {probe['bf16']:.3f} s", flush=True)
+          f"one 96^3 window: fp32 {probe['fp32']:.3f} s, bf16 autocast {probe['bf16']:.3f} s; "
+          f"{probe['window_flops'] / 1e9:.2f} GFLOP per window; sgemm ceiling {probe['sgemm_gflops']:.0f} GFLOP/s",
+          flush=True)
+    gflop = n_windows(tuple(a.size)) * probe["window_flops"] / 1e9  # work of one whole-volume scan
+    nncf_ok = importlib.util.find_spec("nncf") is not None and importlib.util.find_spec("openvino") is not None
+    if nncf_ok:
+        q = spawn(["--worker", "quantize", "--work", str(work), "--int8-windows", str(a.int8_windows)])
+        print(f"INT8: NNCF quantisation on {q['windows']} windows in {q['seconds']:.0f} s", flush=True)
 
     # 1. candidates for the default CPU path (one process each)
     rows: dict[str, dict] = {}
@@ -252,6 +331,9 @@ def main() -> None:
             continue
         if "openvino" in name.lower() and importlib.util.find_spec("openvino") is None:
             rows[name] = {"skip": "openvino not installed (pip install openvino)"}
+            continue
+        if "INT8" in name and not nncf_ok:
+            rows[name] = {"skip": "nncf not installed (pip install 'ai4med[int8]')"}
             continue
         rows[name] = measure(name, work, a.repeats)
         print(f"  measured {name}: {statistics.median(rows[name]['times']):.2f} s", flush=True)
@@ -275,8 +357,12 @@ def main() -> None:
 
     print(f"\nvolume {tuple(a.size)}, roi {ROI}, batch {BATCH}, overlap {OVERLAP}, torch threads "
           f"{rows[FP32]['threads']}; medians over runs")
-    print(f"{'configuration':40s} {'median s':>9s} {'vs MONAI':>9s} {'max|d| fp32':>12s} {'Dice vs fp32':>13s}")
-    print(f"{'MONAI sliding_window_inference (fp32)':40s} {monai_med:9.3f} {1.0:9.2f} {'':>12s} {'':>13s}")
+    print(f"{n_windows(tuple(a.size))} windows = {gflop:.0f} GFLOP per scan; the machine's sgemm ceiling "
+          f"{probe['sgemm_gflops']:.0f} GFLOP/s")
+    print(f"{'configuration':40s} {'median s':>9s} {'vs MONAI':>9s} {'GFLOP/s':>8s} {'max|d| fp32':>12s} "
+          f"{'Dice vs fp32':>13s}")
+    print(f"{'MONAI sliding_window_inference (fp32)':40s} {monai_med:9.3f} {1.0:9.2f} {gflop / monai_med:8.1f} "
+          f"{'':>12s} {'':>13s}")
     gpu_monai = rows.get("MONAI fp32 (cuda)", {})
     gpu_base = statistics.median(gpu_monai["times"]) if "times" in gpu_monai else None
     for name, row in rows.items():
@@ -287,14 +373,20 @@ def main() -> None:
         med = statistics.median(row["times"])
         extra = f" (first call {row['warmup']:.1f} s)"
         base = gpu_base if name in GPU_ROWS and gpu_base else monai_med  # GPU rows: vs MONAI on the GPU
-        print(f"{name:40s} {med:9.3f} {base / med:9.2f} {float(np.abs(out - fp32).max()):12.2e} "
+        print(f"{name:40s} {med:9.3f} {base / med:9.2f} {gflop / med:8.1f} {float(np.abs(out - fp32).max()):12.2e} "
               f"{dice_fg(out, fp32):13.4f}{extra}")
     print(f"{'ai4med default (auto: ' + default_precision + ')':40s} {default_med:9.3f} "
-          f"{monai_med / default_med:9.2f} {float(np.abs(default_arr - fp32).max()):12.2e} "
+          f"{monai_med / default_med:9.2f} {gflop / default_med:8.1f} {float(np.abs(default_arr - fp32).max()):12.2e} "
           f"{dice_fg(default_arr, fp32):13.4f}")
+    fg = float((fp32.argmax(1) == 1).mean())
+    print(f"foreground of the fp32 mask: {100 * fg:.1f} % of the voxels ({a.train_steps} training steps)")
     print(f"\nBENCH scan_window_fp32_max_abs_diff {diff:.3e}")
     print(f"BENCH scan_window_speedup_vs_monai {monai_med / default_med:.3f}")
     print(f"BENCH scan_window_mask_dice_vs_fp32 {dice_fg(default_arr, fp32):.4f}")
+    int8 = rows.get("ai4med INT8 (NNCF, OpenVINO)", {})
+    if "times" in int8:
+        print(f"BENCH scan_window_int8_speedup_vs_monai {monai_med / statistics.median(int8['times']):.3f}")
+        print(f"BENCH scan_window_int8_mask_dice_vs_fp32 {dice_fg(np.load(int8['out']), fp32):.4f}")
 
 
 if __name__ == "__main__":
