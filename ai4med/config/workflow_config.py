@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ai4med.config.aiaa2019 import is_2019_form, normalize_2019
 from ai4med.config.builder import ComponentBuilder, RegistrySource
 from ai4med.config.errors import ConfigError, join_pointer, split_pointer
 from ai4med.config.loader import load_json
@@ -201,6 +202,8 @@ def load_config(
     merged.update(layer(plain, OVERRIDE_FILE, located=False))
     variables = resolve_variables(merged)
     data = substitute(data, variables, file)
+    if is_2019_form(data):
+        data = normalize_2019(data, file, variables)
 
     if mmar is not None:
         mmar.activate()
