@@ -50,18 +50,28 @@ def _add_dataconvert(p: argparse.ArgumentParser) -> None:
                    help="also write a datalist.json here (pairs images and labels by name)")
 
 
+TASKS = ("segmentation", "classification", "annotation")
+
+
 def _add_train_like(p: argparse.ArgumentParser) -> None:
-    """Two spellings: the MMAR form (-m MMAR -c config -e environment) and seed 004's
-    `train segmentation -e CONFIG -d DATALIST -r OUTPUT_DIR [-c CHECKPOINT] [--file_root ROOT]`."""
-    p.add_argument("task", nargs="?", choices=["segmentation", "classification", "annotation"],
-                   help="seed-004 form: then -e is the config, -c a checkpoint, -d the datalist, -r the output")
+    """Two spellings: the MMAR form (`-m MMAR -c config -e environment [KEY=VALUE ...]`, as the MMAR's
+    commands/*.sh call it) and seed 004's `tlt-train segmentation -e CONFIG -d DATALIST -r OUTPUT_DIR
+    [-c CHECKPOINT] [--file_root ROOT]`, long flags `--config --data_list --model_dir --checkpoint`."""
+    p.add_argument("words", nargs="*", metavar="[TASK] [KEY=VALUE ...]",
+                   help=f"seed-004 form: a task ({', '.join(TASKS)}), then -e is the config and -c a checkpoint; "
+                        "KEY=VALUE words override config globals as --set does")
     p.add_argument("-m", "--mmar", default=None, help="MMAR root folder (MMAR form)")
     p.add_argument("-c", dest="c", default=None,
                    help="MMAR form: config file (relative to the MMAR); seed form: checkpoint to start from")
     p.add_argument("-e", dest="e", default=None,
                    help="MMAR form: environment.json (relative to the MMAR); seed form: the training config")
-    p.add_argument("-d", "--datalist", default=None, help="seed form: datalist JSON")
-    p.add_argument("-r", "--output", default=None, help="seed form: output folder (checkpoints, logs)")
+    p.add_argument("--config", default=None, help="the training config (both forms)")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint to start from (fine-tuning); a TF name such as model.ckpt means the .pt beside it")
+    p.add_argument("-d", "--datalist", "--data_list", dest="datalist", default=None,
+                   help="datalist JSON (MMAR form: replaces DATASET_JSON)")
+    p.add_argument("-r", "--output", "--model_dir", dest="output", default=None,
+                   help="output folder for checkpoints and logs (MMAR form: replaces MMAR_CKPT_DIR)")
     p.add_argument("--file_root", default=None, help="root of the relative paths in the datalist")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config globals/variables (typed: numbers, true/false, JSON lists)")
@@ -84,7 +94,7 @@ COMMANDS: dict[str, tuple[str, str, Adder | str, tuple[str, ...]]] = {
     "dataconvert": ("ai4med.apps.dataconvert:run", "convert/resample DICOM, NIfTI and MetaImage data",
                     _add_dataconvert, ("tlt-dataconvert",)),
     "train": ("ai4med.apps.train:run", "train a model from a config (MMAR or seed-004 form)",
-              _add_train_like, ()),
+              _add_train_like, ("tlt-train",)),
     "validate": ("ai4med.apps.validate:run", "compute the key metrics of a trained model on the validation list",
                  _add_train_like, ()),
     "infer": ("ai4med.apps.infer:run", "predictions for every case of a datalist (NIfTI with the input's geometry)",
@@ -149,6 +159,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 def tlt_dataconvert() -> int:
     """The seed's stand-alone `tlt-dataconvert` spelling."""
     return main(["dataconvert", *sys.argv[1:]])
+
+
+def tlt_train() -> int:
+    """The seed's `tlt-train segmentation -e CONFIG -d DATALIST -r OUTPUT [-c CHECKPOINT]`."""
+    return main(["train", *sys.argv[1:]])
+
+
+def tlt_infer() -> int:
+    """The seed's `tlt-infer --model_save_path ... --config ... --data_file ... --output_path ...`."""
+    return main(["infer", *sys.argv[1:]])
+
+
+def tlt_evaluate() -> int:
+    """The seed's `tlt-evaluate` (per-case, per-class Dice reports)."""
+    return main(["evaluate", *sys.argv[1:]])
+
+
+def tlt_export() -> int:
+    """The seed's `tlt-export --model_file_path DIR --model_name model ...`."""
+    return main(["export", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -160,6 +160,7 @@ def load_config(
     overrides: Overrides = None,
     mmar_root: str | os.PathLike[str] | None = None,
     registries: RegistrySource | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> WorkflowConfig:
     """Load a workflow config with its variables; activate its MMAR for BYOC imports.
 
@@ -170,6 +171,8 @@ def load_config(
         mmar_root: the MMAR folder; default: the parent of the config's folder when that
             folder is named `config` (the MMAR layout), else none.
         registries: kind -> Registry for the builder (default: the package registries).
+        defaults: variables of the lowest priority (a command that reads no data gives empty
+            DATASET_JSON / DATA_ROOT so that configs naming them still load).
 
     Raises:
         ConfigError: unreadable/malformed files, bad `--set` items, undefined variables.
@@ -194,7 +197,7 @@ def load_config(
         if key in data:
             data[key] = copy.deepcopy(value)
 
-    merged: dict[str, Variable] = {}
+    merged: dict[str, Variable] = layer(defaults or {}, None, located=False)
     if mmar is not None:
         merged.update(layer(mmar.default_variables(), None, located=False))
     merged.update(layer(env, env_path))

@@ -154,3 +154,87 @@ SEED004_TRAIN_CONFIG = r"""
   }
 }
 """
+
+# Seed 004 §9.1 "Model evaluation with ground truth", lines 947-1001: config_eval_aiaa_Task09_Spleen.json.
+# Repairs:
+#   - the outer "{" ... "}" added; missing "{", "}", "[", "]" and "," restored between entries;
+#   - keys read with a space for "_": "output nodes", "a min", "applied key" (x1), and the value
+#     "NV OUTPUT LABEL";
+#   - line 1001: the fourth writer is cut off at the page end after "dtype": "float32" of the third;
+#     the list is closed there (three writers: prediction, label, image).
+SEED004_EVAL_CONFIG = r"""
+{
+"input_nodes":
+{
+    "image": "cond/Merge"
+},
+    "output_nodes":
+{
+"model": "NV_OUTPUT_LABEL"
+},
+"batch_size": 1,
+"pre_transforms":
+[
+        {
+          "name": "transforms.LoadNifty",
+"fields": ["image", "label"]
+        },
+        {
+          "name": "transforms.CropForegroundObject",
+          "size": [128, 128, 128],
+         "image_field": "image",
+"label_field": "label",
+          "pad": 20,
+          "foreground_only": true
+     },
+        {
+         "name": "transforms.ScaleIntensityRange", "field": "image",
+          "a_min": -1024,
+         "a_max": 1024,
+"b_min": -1.0,
+"b_max": 1.0,
+"clip": true
+     },
+        {
+          "name": "transforms.AddExtremePointsChannel",
+          "image_field": "image",
+"label_field": "label",
+          "sigma": 3,
+          "pert": 0
+        }
+],
+"post_transforms":
+[
+        {
+          "name": "transforms.SplitAcrossChannels",
+          "applied_key": "model",
+          "squeeze": true,
+          "channel_names": ["background", "prediction"]
+        },
+        {
+          "name": "transforms.SplitAcrossChannels",
+          "applied_key": "image",
+          "squeeze": true,
+          "channel_names": ["image", "extreme_points"]
+    }
+],
+"writers":
+[
+        {
+          "applied_key": "prediction",
+"name": "writers.WriteNiftyResults",
+"dtype": "float32"
+     },
+        {
+          "applied_key": "label",
+          "name": "writers.WriteNiftyResults",
+"dtype": "uint8"
+        },
+        {
+          "applied_key": "image",
+          "name": "writers.WriteNiftyResults",
+          "dtype": "float32"
+    }
+]
+}
+"""
