@@ -129,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_level(verbose: bool = False) -> int:
+    """DEBUG with -v, else INFO; on the non-zero ranks of a multi-process run (torchrun's RANK)
+    WARNING, so each line is printed once, by rank 0, and only problems by the others."""
+    import os
+
+    rank = os.environ.get("RANK", "0").strip() or "0"
+    if rank != "0":
+        return logging.WARNING
+    return logging.DEBUG if verbose else logging.INFO
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -136,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=log_level(args.verbose),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -108,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, ckpt_dir, eval_dir, device=args.device, pretrained=pretrained)
     try:
         engine = trainer.run(resume=args.resume)
+        main = distributed.is_main_process()  # asked before cleanup ends the process group
     finally:
         distributed.cleanup()
     s = engine.state
-    if distributed.is_main_process():
+    if main:
         if cfg.mmar is None:  # seed form: no MMAR to find the config in later
             save_config_copy(cfg, ckpt_dir)
         best = f", best key metric {s.best_metric:.4f} at epoch {s.best_epoch}" if s.best_epoch >= 0 else ""
