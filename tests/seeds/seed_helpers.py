@@ -55,5 +55,7 @@ def ct_like_dataset(root: Path, cases: int = 5, size: int = 32, validation: int 
         npy.append(pair_npy)
         nii.append(pair_nii)
     cut = cases - validation
-    (root / "datalist.json").write_text(json.dumps({"training": npy[:cut], "validation": npy[cut:]}))
-    (root / "datalist_nifti.json").write_text(json.dumps({"training": nii[:cut], "validation": nii[cut:]}))
+    labels = {"0": "background", "1": "spleen"}  # Decathlon datalists name their classes
+    (root / "datalist.json").write_text(json.dumps({"labels": labels, "training": npy[:cut], "validation": npy[cut:]}))
+    (root / "datalist_nifti.json").write_text(json.dumps({"labels": labels, "training": nii[:cut],
+                                                          "validation": nii[cut:]}))

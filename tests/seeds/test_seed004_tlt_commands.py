@@ -106,3 +106,30 @@ def test_seed_export_infer_evaluate(trained):
     # the same model on the same case as training's last validation of model.pt
     history = json.loads((out / "training_history.json").read_text())
     assert float(summary[1]) == pytest.approx(max(h["val_mean_dice"] for h in history), abs=2e-3)
+
+
+def test_deploy_app_from_the_export_renders_the_models_labels(trained, tmp_path):
+    """`ai4med deploy --init_app APP --from_export DIR`: the render config names the model's classes
+    (the training datalist's "labels"), not the base application's liver / tumor."""
+    import subprocess
+    import sys
+
+    root, _ = trained
+    out = root / "output"
+    if not (out / "model_config.json").is_file():
+        run_tool([executable("tlt-export"), "--model_file_path", str(out)], root)
+    app = tmp_path / "app"
+    proc = subprocess.run([sys.executable, "-m", "ai4med", "deploy", "--init_app", str(app), "--from_export", str(out)],
+                          capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    render = json.loads((app / "config" / "config_render.json").read_text())
+    assert {k: v["name"] for k, v in render["labels"].items()} == {"1": "spleen"}
+    assert render["volumes"][1]["role"] == "segmentation"  # the rest is the base application's
+
+
+def _env():
+    import os
+
+    from seed_helpers import REPO
+
+    return dict(os.environ, PYTHONPATH=str(REPO))
