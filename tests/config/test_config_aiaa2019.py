@@ -64,3 +64,15 @@ def test_what_cannot_be_expressed_fails_naming_the_seed_key(tmp_path, change, po
 def test_the_3x_form_is_left_alone(tmp_path):
     doc = {"epochs": 1, "train": {"model": {"name": "Unet", "args": {}}, "pre_transforms": []}}
     assert load_config(write(tmp_path, doc)).data == doc
+
+
+@pytest.mark.parametrize("name, args", [
+    ("transforms_ctrl.CropSubVolumePosNegRatioCtrlEpoch", {"image_field": "image", "label_field": "label"}),
+    ("transforms_fastaug.TransformVolumeCropROIFastPosNegRatio", {"applied_keys": ["image", "label"]}),
+])
+def test_the_appendix_module_prefixes_name_transforms(tmp_path, name, args):
+    """Seed 004 §10.2 (lines 1164, 1183) names these two with their module prefixes; they were unknown."""
+    node = {"name": name, **args, "size": [8, 8, 8]}
+    cfg = load_config(write(tmp_path, {"train": {"pre_transforms": [node]}}))
+    transform = cfg.build("/train/pre_transforms/0", "transforms")
+    assert type(transform).__name__ == name.split(".")[1]
