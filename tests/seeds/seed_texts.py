@@ -238,3 +238,40 @@ SEED004_EVAL_CONFIG = r"""
 ]
 }
 """
+
+SEED003 = "003_4432ccc7c508b4db.txt"
+
+# Seed 003 §7.1.5, lines 80-85: the base application's model_config.json.
+# Repairs: the outer "{" ... "}" added (the page shows the keys only).
+SEED003_MODEL_CONFIG = r"""
+{
+    "model_name": "segmentation_liver_v1",
+    "input_node_names": ["cond/Merge"],
+    "output_node_names": ["NV_OUTPUT_LABEL"],
+    "data_format": "channels_first",
+    "output_channel_dict": {"NV_OUTPUT_LABEL": 3},
+    "network_input_size": [ 96, 96, 96]
+}
+"""
+
+# Seed 003 "Step 3", lines 234-243: the inferer and model_loader sections a custom app's
+# config_inference.json must have. Repairs: each section wrapped as "inferer": {...} /
+# "model_loader": {...} (the page shows their bodies), and the missing "}" closing each "args".
+SEED003_INFERER_AND_LOADER = r"""
+{
+"inferer": {
+    "name": "TRTISScanWindowInferer",
+    "args": {
+        "ip": "localhost",
+        "port": 8000,
+        "protocol": "HTTP"
+    }
+},
+"model_loader": {
+    "name": "TRTISModelLoader",
+    "args": {
+        "model_spec_file_name": "{PBTXT_PATH}"
+    }
+}
+}
+"""
