@@ -158,7 +158,7 @@ SEED004_TRAIN_CONFIG = r"""
 # Seed 004 §9.1 "Model evaluation with ground truth", lines 947-1001: config_eval_aiaa_Task09_Spleen.json.
 # Repairs:
 #   - the outer "{" ... "}" added; missing "{", "}", "[", "]" and "," restored between entries;
-#   - keys read with a space for "_": "output nodes", "a min", "applied key" (x1), and the value
+#   - keys read with a space for "_": "output nodes", "a min", "applied key" (x2), and the value
 #     "NV OUTPUT LABEL";
 #   - line 1001: the fourth writer is cut off at the page end after "dtype": "float32" of the third;
 #     the list is closed there (three writers: prediction, label, image).
@@ -275,3 +275,20 @@ SEED003_INFERER_AND_LOADER = r"""
 }
 }
 """
+
+
+# (seed file, first line, last line, copy, the word-level repairs listed above): test_seed_copies.py
+# checks that each copy has the seed's strings, numbers and booleans in the seed's order, after only
+# these repairs (brace, bracket and comma repairs do not change that sequence; the added "validate"
+# key is the one token the copy adds).
+COPIES = [
+    (SEED004, 419, 531, "SEED004_TRAIN_CONFIG",
+     [("num channels", "num_channels"), ("num workers", "num_workers"), ("multi gpu", "multi_gpu"),
+      ("use scanning window", "use_scanning_window"), ("lr policy", "lr_policy"), ("applied keys", "applied_keys"),
+      ("upper limits", "upper_limits"), ("b min", "b_min"), ("b max", "b_max"), ("applied key", "applied_key"),
+      ("dice loss", "dice_loss"), ('"/var/tmp/\n', '"/var/tmp/",\n')]),
+    (SEED004, 947, 1001, "SEED004_EVAL_CONFIG",
+     [("output nodes", "output_nodes"), ("NV OUTPUT LABEL", "NV_OUTPUT_LABEL"), ("a min", "a_min"),
+      ("applied key", "applied_key")]),
+    (SEED003, 80, 85, "SEED003_MODEL_CONFIG", []),
+]

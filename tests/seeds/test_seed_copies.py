@@ -1,0 +1,35 @@
+"""The checked-in seed copies are the seed's text: same strings, numbers and booleans in the same
+order, after only the word-level repairs each copy lists (seed_texts.COPIES)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import seed_texts
+from seed_helpers import SEEDS
+
+TOKEN = re.compile(r'"[^"\n]*"|-?\d+(?:\.\d+)?(?:e-?\d+)?|\btrue\b|\bfalse\b')
+WHERE = [SEEDS, Path("/work/shared/seeds")]
+
+
+def seed_file(name: str) -> Path:
+    found = [d / name for d in WHERE if (d / name).is_file()]
+    if not found:
+        pytest.skip(f"seed file {name} not found in {', '.join(map(str, WHERE))}; the copies are still run")
+    return found[0]
+
+
+@pytest.mark.parametrize("name, first, last, attr, repairs", seed_texts.COPIES, ids=[c[3] for c in seed_texts.COPIES])
+def test_copy_is_the_seed_text(name, first, last, attr, repairs):
+    lines = seed_file(name).read_text(encoding="utf-8").splitlines()[first - 1:last]
+    text = "\n".join(line for line in lines if not line.strip().startswith("```")) + "\n"
+    for old, new in repairs:
+        text = text.replace(old, new)
+    copy = getattr(seed_texts, attr)
+    json.loads(copy)  # and it is JSON
+    seed_tokens = [t for t in TOKEN.findall(text) if t != '"validate"']
+    copy_tokens = [t for t in TOKEN.findall(copy) if t != '"validate"']
+    assert copy_tokens == seed_tokens
