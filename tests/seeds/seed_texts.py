@@ -254,7 +254,7 @@ SEED003_MODEL_CONFIG = r"""
 }
 """
 
-# Seed 003 "Step 3", lines 234-243: the inferer and model_loader sections a custom app's
+# Seed 003 "Step 3", lines 234-242: the inferer and model_loader sections a custom app's
 # config_inference.json must have. Repairs: each section wrapped as "inferer": {...} /
 # "model_loader": {...} (the page shows their bodies), and the missing "}" closing each "args".
 SEED003_INFERER_AND_LOADER = r"""
@@ -291,4 +291,5 @@ COPIES = [
      [("output nodes", "output_nodes"), ("NV OUTPUT LABEL", "NV_OUTPUT_LABEL"), ("a min", "a_min"),
       ("applied key", "applied_key")]),
     (SEED003, 80, 85, "SEED003_MODEL_CONFIG", []),
+    (SEED003, 234, 242, "SEED003_INFERER_AND_LOADER", []),
 ]

@@ -30,6 +30,7 @@ def test_copy_is_the_seed_text(name, first, last, attr, repairs):
         text = text.replace(old, new)
     copy = getattr(seed_texts, attr)
     json.loads(copy)  # and it is JSON
-    seed_tokens = [t for t in TOKEN.findall(text) if t != '"validate"']
-    copy_tokens = [t for t in TOKEN.findall(copy) if t != '"validate"']
+    added = {'"validate"', '"inferer"', '"model_loader"'}  # the section keys the repairs add
+    seed_tokens = [t for t in TOKEN.findall(text) if t not in added]
+    copy_tokens = [t for t in TOKEN.findall(copy) if t not in added]
     assert copy_tokens == seed_tokens
