@@ -34,3 +34,16 @@ def test_copy_is_the_seed_text(name, first, last, attr, repairs):
     seed_tokens = [t for t in TOKEN.findall(text) if t not in added]
     copy_tokens = [t for t in TOKEN.findall(copy) if t not in added]
     assert copy_tokens == seed_tokens
+
+
+@pytest.mark.parametrize("line", [182, 204, 252], ids=["MyAddRandomConstant", "MyNumpyLoader", "SampleComputeAverage"])
+def test_byoc_code_is_the_seeds(line):
+    """tests/config/data/CustomCode.py (run by test_seed002_byoc.py) holds seed 002's three numpy
+    examples: each seed line, whitespace collapsed (the page flattened the code), appears in it."""
+    from test_seed002_byoc import CUSTOM_CODE
+
+    def collapse(text: str) -> str:
+        return re.sub(r"\s+", " ", text).strip()
+
+    seed_line = seed_file("002_31f7665595c534f5.txt").read_text(encoding="utf-8").splitlines()[line - 1]
+    assert len(seed_line) > 800 and collapse(seed_line) in collapse(CUSTOM_CODE.read_text())
