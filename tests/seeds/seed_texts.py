@@ -277,6 +277,97 @@ SEED003_INFERER_AND_LOADER = r"""
 """
 
 
+# Seed 004 §8.1 "Model Inference", lines 877-924: config_infer_aiaa_Task09_Spleen.json.
+# Repairs:
+#   - the page starts inside the pre_transforms list, at CropForegroundObject: the config's head
+#     ("input_nodes", "output_nodes", "batch_size", "pre_transforms": [ LoadNifty ...) is taken
+#     from §9.1's config_eval_aiaa_Task09_Spleen.json (lines 947-959), which the seed calls the
+#     same configuration "with some added configurations";
+#   - the outer "}", missing "{", "}", "[", "]" and "," restored;
+#   - keys read with a space for "_": "b max", "applied key" (x3), "channel names" (x2), and the
+#     value "extreme points".
+SEED004_INFER_CONFIG = r"""
+{
+"input_nodes":
+{
+    "image": "cond/Merge"
+},
+    "output_nodes":
+{
+"model": "NV_OUTPUT_LABEL"
+},
+"batch_size": 1,
+"pre_transforms":
+[
+        {
+          "name": "transforms.LoadNifty",
+"fields": ["image", "label"]
+        },
+        {
+"name": "transforms.CropForegroundObject", "size": [128, 128, 128],
+          "image_field": "image",
+          "label_field": "label",
+          "pad": 20,
+          "foreground_only": true
+     },
+        {
+          "name": "transforms.ScaleIntensityRange",
+          "field": "image",
+          "a_min": -1024,
+         "a_max": 1024,
+"b_min": -1.0,
+          "b_max": 1.0,
+          "clip": true
+     },
+        {
+          "name": "transforms.AddExtremePointsChannel",
+          "image_field": "image",
+"label_field": "label",
+          "sigma": 3,
+          "pert": 0
+        }
+],
+"post_transforms":
+[
+     {
+          "name": "transforms.SplitAcrossChannels",
+          "applied_key": "model",
+          "squeeze": true,
+          "channel_names": ["background", "prediction"]
+     },
+        {
+          "name": "transforms.SplitAcrossChannels",
+          "applied_key": "image",
+          "squeeze": true,
+          "channel_names": ["image", "extreme_points"]
+        }
+],
+"writers":
+[
+        {
+          "applied_key": "prediction",
+          "name": "writers.WriteNiftyResults",
+          "dtype": "float32"
+        },
+        {
+         "applied_key": "label",
+"name": "writers.WriteNiftyResults",
+"dtype": "uint8"
+     },
+        {
+          "applied_key": "image",
+"name": "writers.WriteNiftyResults",
+          "dtype": "float32"
+     },
+        {
+         "applied_key": "extreme_points",
+"name": "writers.WriteNiftyResults",
+"dtype": "float32"
+        }
+]
+}
+"""
+
 # (seed file, first line, last line, copy, the word-level repairs listed above): test_seed_copies.py
 # checks that each copy has the seed's strings, numbers and booleans in the seed's order, after only
 # these repairs (brace, bracket and comma repairs do not change that sequence; the added "validate"
@@ -290,6 +381,15 @@ COPIES = [
     (SEED004, 947, 1001, "SEED004_EVAL_CONFIG",
      [("output nodes", "output_nodes"), ("NV OUTPUT LABEL", "NV_OUTPUT_LABEL"), ("a min", "a_min"),
       ("applied key", "applied_key")]),
+    (SEED004, 877, 924, "SEED004_INFER_CONFIG",
+     [("b max", "b_max"), ("applied key", "applied_key"), ("channel names", "channel_names"),
+      ("extreme points", "extreme_points")]),
     (SEED003, 80, 85, "SEED003_MODEL_CONFIG", []),
     (SEED003, 234, 242, "SEED003_INFERER_AND_LOADER", []),
 ]
+
+# copies whose first part comes from another passage: attr -> (seed file, first line, last line, repairs)
+HEADS = {
+    "SEED004_INFER_CONFIG": (SEED004, 947, 959, [("output nodes", "output_nodes"),
+                                                 ("NV OUTPUT LABEL", "NV_OUTPUT_LABEL")]),
+}

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from seed_helpers import ct_like_dataset, executable, run_tool
-from seed_texts import SEED004_EVAL_CONFIG, SEED004_TRAIN_CONFIG
+from seed_texts import SEED004_EVAL_CONFIG, SEED004_INFER_CONFIG, SEED004_TRAIN_CONFIG
 
 SMALL = ["epochs=3", "num_training_epoch_per_valid=1", "num_workers=0", "network_input_size=[32,32,32]",
          "train.pre_transforms.6.size=[32,32,32]", "validate.pre_transforms.3.size=[32,32,32]",
@@ -32,6 +32,7 @@ def trained(tmp_path_factory):
     ct_like_dataset(root)
     (root / "config_train_aiaa.json").write_text(SEED004_TRAIN_CONFIG)
     (root / "config_eval_aiaa.json").write_text(SEED004_EVAL_CONFIG)
+    (root / "config_infer_aiaa.json").write_text(SEED004_INFER_CONFIG)
     proc = run_tool([executable("tlt-train"), "segmentation", "-e", "config_train_aiaa.json", "-d", "datalist.json",
                      "-r", "output", "--set", *SMALL], root)
     return root, proc
@@ -87,18 +88,22 @@ def test_seed_export_infer_evaluate(trained):
     cfg = json.loads((out / "model_config.json").read_text())
     assert cfg["input_node_names"] == ["cond/Merge"] and cfg["output_node_names"] == ["NV_OUTPUT_LABEL"]
 
-    common = ["--model_save_path", str(out / "model.trt.pb"), "--config", "config_eval_aiaa.json",
-              "--model_format", "trtmodel", "--file_root", str(root), "--data_file", "datalist_nifti.json",
-              "--setup", "standard", "--set", *EVAL_SMALL]
+    def flags(config: str) -> list[str]:
+        return ["--model_save_path", str(out / "model.trt.pb"), "--config", config, "--model_format", "trtmodel",
+                "--file_root", str(root), "--data_file", "datalist_nifti.json", "--setup", "standard",
+                "--set", *EVAL_SMALL]
+
     (root / "inference").mkdir()
-    proc = run_tool([executable("tlt-infer"), *common, "--output_path", "inference"], root)
+    proc = run_tool([executable("tlt-infer"), *flags("config_infer_aiaa.json"), "--output_path", "inference"], root)
     assert "ignored: /input_nodes" in proc.stderr
     pred = nib.load(root / "inference" / "image4" / "image4_prediction.nii.gz")
     assert pred.shape == (32, 32, 32)
     values = np.asarray(pred.dataobj)
     assert 0.0 <= values.min() and values.max() <= 1.0  # the foreground probability channel
+    points = np.asarray(nib.load(root / "inference" / "image4" / "image4_extreme_points.nii.gz").dataobj)
+    assert points.shape == (32, 32, 32) and points.max() > 0  # the guidance channel the model was given
     (root / "eval").mkdir()
-    run_tool([executable("tlt-evaluate"), *common, "--output_path", "eval"], root)
+    run_tool([executable("tlt-evaluate"), *flags("config_eval_aiaa.json"), "--output_path", "eval"], root)
     raw = (root / "eval" / "mean_dice_raw_results.txt").read_text().split()
     summary = (root / "eval" / "mean_dice_summary_results.txt").read_text().split()
     assert raw[0] == "image4.nii.gz" and summary[0] == "mean_dice"

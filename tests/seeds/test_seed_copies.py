@@ -22,12 +22,19 @@ def seed_file(name: str) -> Path:
     return found[0]
 
 
-@pytest.mark.parametrize("name, first, last, attr, repairs", seed_texts.COPIES, ids=[c[3] for c in seed_texts.COPIES])
-def test_copy_is_the_seed_text(name, first, last, attr, repairs):
+def passage(name: str, first: int, last: int, repairs: list[tuple[str, str]]) -> str:
     lines = seed_file(name).read_text(encoding="utf-8").splitlines()[first - 1:last]
     text = "\n".join(line for line in lines if not line.strip().startswith("```")) + "\n"
     for old, new in repairs:
         text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize("name, first, last, attr, repairs", seed_texts.COPIES, ids=[c[3] for c in seed_texts.COPIES])
+def test_copy_is_the_seed_text(name, first, last, attr, repairs):
+    text = passage(name, first, last, repairs)
+    if attr in seed_texts.HEADS:
+        text = passage(*seed_texts.HEADS[attr]) + text
     copy = getattr(seed_texts, attr)
     json.loads(copy)  # and it is JSON
     added = {'"validate"', '"inferer"', '"model_loader"'}  # the section keys the repairs add
