@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         distributed.cleanup()
     s = engine.state
     if main:
-        if cfg.mmar is None:  # seed form: no MMAR to find the config in later
+        if not args.mmar:  # seed form: no MMAR to find the config in later
             save_config_copy(cfg, ckpt_dir)
         best = f", best key metric {s.best_metric:.4f} at epoch {s.best_epoch}" if s.best_epoch >= 0 else ""
         print(f"trained {s.epoch} epochs ({s.iteration} iterations){best}; checkpoints in {ckpt_dir}")
