@@ -129,6 +129,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: (variable torch.distributed reads, what Open MPI's / MPICH's mpirun sets instead)
+MPI_ENV = (("RANK", ("OMPI_COMM_WORLD_RANK", "PMI_RANK")),
+           ("WORLD_SIZE", ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")),
+           ("LOCAL_RANK", ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")))
+
+
+def mpi_to_torch_env(environ: dict[str, str] | None = None) -> bool:
+    """Seed 004 §6.2 starts multi-GPU training with `mpirun -np N ... tlt-train ...`: map the MPI
+    launcher's rank variables to torch.distributed's (RANK, WORLD_SIZE, LOCAL_RANK; MASTER_ADDR
+    127.0.0.1 and MASTER_PORT 29500 unless set, as for the seed's `-H localhost:N`). Nothing
+    changes under torchrun or without MPI; returns whether it mapped."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if "RANK" in env:
+        return False
+    found = {}
+    for name, sources in MPI_ENV:
+        value = next((env[s] for s in sources if s in env), None)
+        if value is not None:
+            found[name] = value
+    if "RANK" not in found or "WORLD_SIZE" not in found:
+        return False
+    found.setdefault("LOCAL_RANK", found["RANK"])
+    env.update(found)
+    env.setdefault("MASTER_ADDR", "127.0.0.1")
+    env.setdefault("MASTER_PORT", "29500")
+    return True
+
+
 def log_level(verbose: bool = False) -> int:
     """DEBUG with -v, else INFO; on the non-zero ranks of a multi-process run (torchrun's RANK)
     WARNING, so each line is printed once, by rank 0, and only problems by the others."""
@@ -141,6 +171,7 @@ def log_level(verbose: bool = False) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mpi_to_torch_env()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_target", None):

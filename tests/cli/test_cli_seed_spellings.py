@@ -53,3 +53,14 @@ def test_only_rank_zero_logs_info(monkeypatch):
     assert log_level(verbose=True) == logging.WARNING
     monkeypatch.setenv("RANK", "0")
     assert log_level() == logging.INFO and log_level(True) == logging.DEBUG
+
+
+def test_mpirun_rank_variables_become_torch_distributed_ones():
+    from ai4med.cli import mpi_to_torch_env
+
+    env = {"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}
+    assert mpi_to_torch_env(env)
+    assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["MASTER_ADDR"]) == ("1", "2", "1", "127.0.0.1")
+    torchrun = {"RANK": "0", "WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"}
+    assert not mpi_to_torch_env(torchrun) and torchrun["RANK"] == "0"  # torchrun's variables win
+    assert not mpi_to_torch_env({})
