@@ -1,6 +1,7 @@
 """Every commands/*.sh of a generated MMAR, run with the usage its header documents (train.sh
-epochs=5 style KEY=VALUE words), in the order a user runs them: train, fine-tune, multi-process
-train, validate, infer, export. Also: `-d` / `-r` given to the MMAR form are honoured."""
+epochs=5 style KEY=VALUE words): the fixture trains with train.sh; each test then runs one more
+script on that MMAR (so they stay independent under pytest-xdist). Also: `-d` / `-r` given to the
+MMAR form are honoured."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def mmar(tmp_path_factory) -> Path:
     cfg = json.loads(cfg_path.read_text())
     cfg["train"]["image_pipeline"]["args"]["num_cache_objects"] = 2
     cfg_path.write_text(json.dumps(cfg))
+    proc = sh(root, "train.sh", *FAST)  # its usage line: ./train.sh epochs=5
+    assert "trained 1 epochs" in proc.stdout
     return root
 
 
@@ -56,17 +59,15 @@ def test_set_env(mmar):
 
 
 def test_train_with_key_value_words(mmar):
-    proc = sh(mmar, "train.sh", *FAST)
-    assert "trained 1 epochs" in proc.stdout
     history = json.loads((mmar / "models" / "training_history.json").read_text())
     assert [h["epoch"] for h in history] == [1] and "val_mean_dice" in history[0]
 
 
-def test_train_finetune(mmar):
+def test_train_finetune(mmar, tmp_path):
     before = torch.load(mmar / "models" / "model.pt", map_location="cpu", weights_only=False)
-    proc = sh(mmar, "train_finetune.sh", *FAST)
+    proc = sh(mmar, "train_finetune.sh", *FAST, "-r", str(tmp_path / "ft"))
     assert f"initialised the model from {mmar / 'models' / 'model.pt'}" in proc.stderr
-    after = torch.load(mmar / "models" / "model.pt", map_location="cpu", weights_only=False)
+    after = torch.load(tmp_path / "ft" / "model.pt", map_location="cpu", weights_only=False)
     assert before["epoch"] == after["epoch"] == 1
     assert any(not torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
 
