@@ -1,7 +1,7 @@
 """Every commands/*.sh of a generated MMAR, run with the usage its header documents (train.sh
-epochs=5 style KEY=VALUE words): the fixture trains with train.sh; each test then runs one more
-script on that MMAR (so they stay independent under pytest-xdist). Also: `-d` / `-r` given to the
-MMAR form are honoured."""
+epochs=5 style KEY=VALUE words), in the order a user runs them, as one chain (each script needs
+the model the first one trains; one test so that pytest-xdist trains it once). Also: `-d` / `-r`
+given to the MMAR form are honoured. The demo MMAR is shrunk to 32^3 crops for speed."""
 
 from __future__ import annotations
 
@@ -31,18 +31,22 @@ def sh(mmar: Path, script: str, *argv: str, env: dict[str, str] | None = None) -
     return proc
 
 
-@pytest.fixture(scope="module")
-def mmar(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cmds") / "mmar"
+def make_mmar(root: Path) -> Path:
     lay_out_mmar(str(root), "synthetic")
-    make_synthetic_dataset(str(root / "data"), num_cases=3, size=48, seed=0)
+    make_synthetic_dataset(str(root / "data"), num_cases=3, size=32, seed=0)
     cfg_path = root / "config" / "config_train.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["train"]["image_pipeline"]["args"]["num_cache_objects"] = 2
+    cfg["train"]["image_pipeline"]["args"].update(num_cache_objects=2, output_crop_size=[32, 32, 32])
+    cfg["train"]["pre_transforms"][3]["args"]["size"] = [32, 32, 32]
+    cfg["train"]["model"]["args"]["channels"] = [4, 8, 16, 32]
+    cfg["validate"]["inferer"]["args"]["roi_size"] = [32, 32, 32]
     cfg_path.write_text(json.dumps(cfg))
-    proc = sh(root, "train.sh", *FAST)  # its usage line: ./train.sh epochs=5
-    assert "trained 1 epochs" in proc.stdout
     return root
+
+
+@pytest.fixture
+def mmar(tmp_path) -> Path:
+    return make_mmar(tmp_path / "mmar")
 
 
 def test_every_script_is_run(mmar):
@@ -58,12 +62,20 @@ def test_set_env(mmar):
     assert root == str(mmar) and path.split(os.pathsep)[-1] == str(mmar / "custom")
 
 
-def test_train_with_key_value_words(mmar):
+def test_the_scripts_in_a_users_order(mmar, tmp_path):
+    proc = sh(mmar, "train.sh", *FAST)  # its usage line: ./train.sh epochs=5
+    assert "trained 1 epochs" in proc.stdout
     history = json.loads((mmar / "models" / "training_history.json").read_text())
     assert [h["epoch"] for h in history] == [1] and "val_mean_dice" in history[0]
+    check_train_finetune(mmar, tmp_path)
+    check_train_multi_gpu_two_processes_log_once(mmar, tmp_path)
+    check_validate(mmar, tmp_path)
+    check_infer(mmar, tmp_path)
+    check_export(mmar, tmp_path)
+    check_mmar_form_honours_datalist_and_output(mmar, tmp_path)
 
 
-def test_train_finetune(mmar, tmp_path):
+def check_train_finetune(mmar, tmp_path):
     before = torch.load(mmar / "models" / "model.pt", map_location="cpu", weights_only=False)
     proc = sh(mmar, "train_finetune.sh", *FAST, "-r", str(tmp_path / "ft"))
     assert f"initialised the model from {mmar / 'models' / 'model.pt'}" in proc.stderr
@@ -72,7 +84,7 @@ def test_train_finetune(mmar, tmp_path):
     assert any(not torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
 
 
-def test_train_multi_gpu_two_processes_log_once(mmar, tmp_path):
+def check_train_multi_gpu_two_processes_log_once(mmar, tmp_path):
     """torchrun with 2 CPU (gloo) processes; rank 0 alone prints the progress lines."""
     out = tmp_path / "ddp"
     proc = sh(mmar, "train_multi_gpu.sh", *FAST, "-r", str(out), env={"NPROC": "2"})
@@ -83,7 +95,7 @@ def test_train_multi_gpu_two_processes_log_once(mmar, tmp_path):
     assert (out / "model.pt").is_file()
 
 
-def test_validate(mmar):
+def check_validate(mmar, tmp_path):
     proc = sh(mmar, "validate.sh")
     value = float(next(x for x in proc.stdout.splitlines() if x.startswith("mean_dice\t")).split()[1])
     assert 0.0 <= value <= 1.0
@@ -91,7 +103,7 @@ def test_validate(mmar):
         value, abs=1e-4)
 
 
-def test_infer(mmar):
+def check_infer(mmar, tmp_path):
     sh(mmar, "infer.sh", "--no_progress")
     datalist = json.loads((mmar / "data" / "datalist.json").read_text())
     name = Path(datalist["validation"][0]["image"]).name
@@ -100,13 +112,13 @@ def test_infer(mmar):
     assert nib.load(preds[0]).shape == nib.load(mmar / "data" / datalist["validation"][0]["image"]).shape
 
 
-def test_export(mmar):
+def check_export(mmar, tmp_path):
     proc = sh(mmar, "export.sh")
     assert (mmar / "models" / "model.ts").is_file() and (mmar / "models" / "model.onnx").is_file()
     assert "ok" in proc.stdout
 
 
-def test_mmar_form_honours_datalist_and_output(mmar, tmp_path):
+def check_mmar_form_honours_datalist_and_output(mmar, tmp_path):
     """`-d` and `-r` in MMAR form: another datalist and another output folder, models/ untouched."""
     datalist = json.loads((mmar / "data" / "datalist.json").read_text())
     one = {"training": datalist["training"][:1], "validation": datalist["validation"]}

@@ -25,10 +25,17 @@ SMALL = ["epochs=3", "num_training_epoch_per_valid=1", "num_workers=0", "network
 EVAL_SMALL = ["pre_transforms.1.size=[32,32,32]"]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def test_seed_004_training_to_deployment_as_written(tmp_path):
+    """One chain (each step needs the one before; one test so that pytest-xdist runs it once)."""
+    trained = train_from_scratch(tmp_path)
+    check_training(trained)
+    check_fine_tuning(trained)
+    check_export_infer_evaluate(trained)
+    check_deploy_app(trained, tmp_path / "deploy")
+
+
+def train_from_scratch(root):
     """§6.4.2.3.1: `tlt-train segmentation -e $TRAIN_CONFIG -d $DATA_LIST -r $TRAIN_OUTPUT_DIR`."""
-    root = tmp_path_factory.mktemp("seed004")
     ct_like_dataset(root)
     (root / "config_train_aiaa.json").write_text(SEED004_TRAIN_CONFIG)
     (root / "config_eval_aiaa.json").write_text(SEED004_EVAL_CONFIG)
@@ -38,7 +45,7 @@ def trained(tmp_path_factory):
     return root, proc
 
 
-def test_seed_training_config_trains_and_keeps_the_best_checkpoint_by_its_stopping_metric(trained):
+def check_training(trained):
     root, proc = trained
     out = root / "output"
     history = json.loads((out / "training_history.json").read_text())
@@ -65,7 +72,7 @@ def test_seed_training_config_trains_and_keeps_the_best_checkpoint_by_its_stoppi
     assert (out / "eval" / "mean_dice_summary_results.txt").read_text().split()[0] == "mean_dice"
 
 
-def test_seed_fine_tuning_long_flags_start_from_the_checkpoint(trained):
+def check_fine_tuning(trained):
     """§6.4.2.3.2: --config --file_root --data_list --checkpoint $DIR/model.ckpt --model_dir."""
     root, _ = trained
     proc = run_tool([executable("tlt-train"), "segmentation", "--config", "config_train_aiaa.json",
@@ -78,7 +85,7 @@ def test_seed_fine_tuning_long_flags_start_from_the_checkpoint(trained):
     assert not (root / "output" / "model.ckpt").exists()
 
 
-def test_seed_export_infer_evaluate(trained):
+def check_export_infer_evaluate(trained):
     """§6.4.2.4-§6.4.2.6 with the seed's flags; the model.trt.pb they name is the exported model."""
     root, _ = trained
     out = root / "output"
@@ -113,7 +120,7 @@ def test_seed_export_infer_evaluate(trained):
     assert float(summary[1]) == pytest.approx(max(h["val_mean_dice"] for h in history), abs=2e-3)
 
 
-def test_deploy_app_from_the_export_renders_the_models_labels(trained, tmp_path):
+def check_deploy_app(trained, tmp_path):
     """`ai4med deploy --init_app APP --from_export DIR`: the render config names the model's classes
     (the training datalist's "labels"), not the base application's liver / tumor."""
     import subprocess
@@ -121,8 +128,6 @@ def test_deploy_app_from_the_export_renders_the_models_labels(trained, tmp_path)
 
     root, _ = trained
     out = root / "output"
-    if not (out / "model_config.json").is_file():
-        run_tool([executable("tlt-export"), "--model_file_path", str(out)], root)
     app = tmp_path / "app"
     proc = subprocess.run([sys.executable, "-m", "ai4med", "deploy", "--init_app", str(app), "--from_export", str(out)],
                           capture_output=True, text=True, env=_env())
