@@ -50,18 +50,28 @@ def _add_dataconvert(p: argparse.ArgumentParser) -> None:
                    help="also write a datalist.json here (pairs images and labels by name)")
 
 
+TASKS = ("segmentation", "classification", "annotation")
+
+
 def _add_train_like(p: argparse.ArgumentParser) -> None:
-    """Two spellings: the MMAR form (-m MMAR -c config -e environment) and seed 004's
-    `train segmentation -e CONFIG -d DATALIST -r OUTPUT_DIR [-c CHECKPOINT] [--file_root ROOT]`."""
-    p.add_argument("task", nargs="?", choices=["segmentation", "classification", "annotation"],
-                   help="seed-004 form: then -e is the config, -c a checkpoint, -d the datalist, -r the output")
+    """Two spellings: the MMAR form (`-m MMAR -c config -e environment [KEY=VALUE ...]`, as the MMAR's
+    commands/*.sh call it) and seed 004's `tlt-train segmentation -e CONFIG -d DATALIST -r OUTPUT_DIR
+    [-c CHECKPOINT] [--file_root ROOT]`, long flags `--config --data_list --model_dir --checkpoint`."""
+    p.add_argument("words", nargs="*", metavar="[TASK] [KEY=VALUE ...]",
+                   help=f"seed-004 form: a task ({', '.join(TASKS)}), then -e is the config and -c a checkpoint; "
+                        "KEY=VALUE words override config globals as --set does")
     p.add_argument("-m", "--mmar", default=None, help="MMAR root folder (MMAR form)")
     p.add_argument("-c", dest="c", default=None,
                    help="MMAR form: config file (relative to the MMAR); seed form: checkpoint to start from")
     p.add_argument("-e", dest="e", default=None,
                    help="MMAR form: environment.json (relative to the MMAR); seed form: the training config")
-    p.add_argument("-d", "--datalist", default=None, help="seed form: datalist JSON")
-    p.add_argument("-r", "--output", default=None, help="seed form: output folder (checkpoints, logs)")
+    p.add_argument("--config", default=None, help="the training config (both forms)")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint to start from (fine-tuning); a TF name such as model.ckpt means the .pt beside it")
+    p.add_argument("-d", "--datalist", "--data_list", dest="datalist", default=None,
+                   help="datalist JSON (MMAR form: replaces DATASET_JSON)")
+    p.add_argument("-r", "--output", "--model_dir", dest="output", default=None,
+                   help="output folder for checkpoints and logs (MMAR form: replaces MMAR_CKPT_DIR)")
     p.add_argument("--file_root", default=None, help="root of the relative paths in the datalist")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config globals/variables (typed: numbers, true/false, JSON lists)")
@@ -84,7 +94,7 @@ COMMANDS: dict[str, tuple[str, str, Adder | str, tuple[str, ...]]] = {
     "dataconvert": ("ai4med.apps.dataconvert:run", "convert/resample DICOM, NIfTI and MetaImage data",
                     _add_dataconvert, ("tlt-dataconvert",)),
     "train": ("ai4med.apps.train:run", "train a model from a config (MMAR or seed-004 form)",
-              _add_train_like, ()),
+              _add_train_like, ("tlt-train",)),
     "validate": ("ai4med.apps.validate:run", "compute the key metrics of a trained model on the validation list",
                  _add_train_like, ()),
     "infer": ("ai4med.apps.infer:run", "predictions for every case of a datalist (NIfTI with the input's geometry)",
@@ -119,14 +129,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: (variable torch.distributed reads, what Open MPI's / MPICH's mpirun sets instead)
+MPI_ENV = (("RANK", ("OMPI_COMM_WORLD_RANK", "PMI_RANK")),
+           ("WORLD_SIZE", ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")),
+           ("LOCAL_RANK", ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")))
+
+
+def mpi_to_torch_env(environ: dict[str, str] | None = None) -> bool:
+    """Seed 004 §6.2 starts multi-GPU training with `mpirun -np N ... tlt-train ...`: map the MPI
+    launcher's rank variables to torch.distributed's (RANK, WORLD_SIZE, LOCAL_RANK; MASTER_ADDR
+    127.0.0.1 and MASTER_PORT 29500 unless set, as for the seed's `-H localhost:N`). Nothing
+    changes under torchrun or without MPI; returns whether it mapped."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if "RANK" in env:
+        return False
+    found = {}
+    for name, sources in MPI_ENV:
+        value = next((env[s] for s in sources if s in env), None)
+        if value is not None:
+            found[name] = value
+    if "RANK" not in found or "WORLD_SIZE" not in found:
+        return False
+    found.setdefault("LOCAL_RANK", found["RANK"])
+    env.update(found)
+    env.setdefault("MASTER_ADDR", "127.0.0.1")
+    env.setdefault("MASTER_PORT", "29500")
+    return True
+
+
+def log_level(verbose: bool = False) -> int:
+    """DEBUG with -v, else INFO; on the non-zero ranks of a multi-process run (torchrun's RANK)
+    WARNING, so each line is printed once, by rank 0, and only problems by the others."""
+    import os
+
+    rank = os.environ.get("RANK", "0").strip() or "0"
+    if rank != "0":
+        return logging.WARNING
+    return logging.DEBUG if verbose else logging.INFO
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    mpi_to_torch_env()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_target", None):
         parser.print_help()
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=log_level(args.verbose),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
@@ -149,6 +201,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 def tlt_dataconvert() -> int:
     """The seed's stand-alone `tlt-dataconvert` spelling."""
     return main(["dataconvert", *sys.argv[1:]])
+
+
+def tlt_train() -> int:
+    """The seed's `tlt-train segmentation -e CONFIG -d DATALIST -r OUTPUT [-c CHECKPOINT]`."""
+    return main(["train", *sys.argv[1:]])
+
+
+def tlt_infer() -> int:
+    """The seed's `tlt-infer --model_save_path ... --config ... --data_file ... --output_path ...`."""
+    return main(["infer", *sys.argv[1:]])
+
+
+def tlt_evaluate() -> int:
+    """The seed's `tlt-evaluate` (per-case, per-class Dice reports)."""
+    return main(["evaluate", *sys.argv[1:]])
+
+
+def tlt_export() -> int:
+    """The seed's `tlt-export --model_file_path DIR --model_name model ...`."""
+    return main(["export", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

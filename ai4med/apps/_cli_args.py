@@ -27,6 +27,31 @@ __all__ = ["add_infer_args", "add_evaluate_args", "add_export_args", "load_comma
 DEFAULT_CONFIG = os.path.join("config", "config_train.json")
 
 
+#: TensorFlow file names of seed 004 (`model.trt.pb`, `model.fzn.pb`, `model.ckpt`)
+TF_MODEL_SUFFIXES = (".trt.pb", ".fzn.pb", ".ckpt", ".pb")
+
+
+class SeedModelPath(argparse.Action):
+    """`--model_save_path $CHECKPOINT/model.trt.pb` (seed 004) names a TensorFlow file that a PyTorch
+    export never writes: it means the folder, with `--model_name` the file's stem, so the folder's
+    `model.ts` / `model.onnx` / `model.pt` is used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        paths = []
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            path = str(value)
+            for suffix in TF_MODEL_SUFFIXES:
+                if path.endswith(suffix) and not os.path.exists(path):
+                    folder, stem = os.path.split(path[: -len(suffix)])
+                    namespace.model_name = stem or "model"
+                    namespace.seed_model_path = path
+                    path = folder or "."
+                    break
+            paths.append(path)
+        # one path stays a string; several are an ensemble
+        setattr(namespace, self.dest, paths[0] if len(paths) == 1 else paths)
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--mmar", default=None, help="MMAR root folder (config paths are relative to it)")
     p.add_argument("-c", "--config", default=None,
@@ -54,6 +79,7 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
     p.add_argument("-o", "--output_path", "--output", dest="output", default=None,
                    help="output folder for predictions and reports (default: the MMAR's eval/)")
     p.add_argument("--model_file_path", "--model_save_path", dest="model_file_path", default=None, nargs="+",
+                   action=SeedModelPath,
                    help="model to run: a checkpoint (.pt), TorchScript (.ts), ONNX (.onnx) or a folder holding "
                         "<model_name>.ts/.onnx/.pt (default: models/model.pt, or the config's model_loader); "
                         "several: an ensemble (the mean of their probabilities)")
@@ -114,8 +140,9 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     """`ai4med export`: checkpoint -> TorchScript, ONNX, Triton repository, model_config.json."""
     _add_config_args(p)
     p.add_argument("--model_file_format", default="CKPT", help="format of the source model: CKPT (a checkpoint)")
-    p.add_argument("--model_file_path", default=None,
-                   help="folder holding <model_name>.pt, or the checkpoint file (default: the MMAR's models/)")
+    p.add_argument("--model_file_path", default=None, action=SeedModelPath,
+                   help="folder holding <model_name>.pt, or the checkpoint file (default: the MMAR's models/); "
+                        "its config is <folder>/config_train.json (seed-form training writes it) or the MMAR's")
     p.add_argument("--model_name", default="model", help="base name of the checkpoint and of the exports")
     p.add_argument("--input_node_names", default="NV_MODEL_INPUT", help="name of the model input")
     p.add_argument("--output_node_names", default="NV_MODEL_OUTPUT", help="name of the model output")
@@ -156,23 +183,48 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trt_dynamic_mode", action="store_true", help="TensorRT option (accepted, ignored)")
 
 
-def load_command_config(args: Any) -> Any:
-    """The WorkflowConfig named by `-m` / `-c` / `-e` / `--set` (and extra KEY=VALUE words)."""
+#: variables that name training data; a command that reads no data (export) does not demand them
+DATA_VARIABLES = ("DATASET_JSON", "DATA_ROOT")
+
+
+def config_candidates(args: Any) -> list[str]:
+    """Where a command looks for its config when no `-c` is given, in order: the MMAR's
+    config/config_train.json; beside `--model_file_path` (seed-form training saves
+    config_train.json with its checkpoints) and, for an MMAR's models/ folder, the MMAR's;
+    else ./config/config_train.json."""
+    out = []
+    if args.mmar:
+        out.append(os.path.join(args.mmar, DEFAULT_CONFIG))
+    model_path = getattr(args, "model_file_path", None)
+    if isinstance(model_path, (list, tuple)):  # an ensemble: the first member's folder
+        model_path = model_path[0] if model_path else None
+    if model_path:
+        folder = os.path.abspath(model_path if os.path.isdir(model_path) else os.path.dirname(model_path) or ".")
+        out += [os.path.join(folder, "config_train.json"), os.path.join(os.path.dirname(folder), DEFAULT_CONFIG)]
+    if not args.mmar:
+        out.append(os.path.join(os.getcwd(), DEFAULT_CONFIG))
+    return list(dict.fromkeys(out))
+
+
+def load_command_config(args: Any, reads_data: bool = True) -> Any:
+    """The WorkflowConfig named by `-m` / `-c` / `-e` / `--set` (and extra KEY=VALUE words).
+    With `reads_data` false, DATASET_JSON / DATA_ROOT need not be defined (exporting reads no data)."""
     from ai4med.config.workflow_config import load_config
     from ai4med.errors import UserError
 
     config = args.config
     if config is None:
-        base = args.mmar or os.getcwd()
-        config = os.path.join(base, DEFAULT_CONFIG)
-        if not os.path.isfile(config):
-            raise UserError(f"no config: give -c CONFIG (looked for {config})")
+        looked = config_candidates(args)
+        config = next((c for c in looked if os.path.isfile(c)), None)
+        if config is None:
+            raise UserError(f"no config: give -c CONFIG (looked for {', '.join(looked)})")
     overrides = list(getattr(args, "overrides_set", []) or []) + list(getattr(args, "overrides", []) or [])
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise UserError(f"overrides must be KEY=VALUE, got {bad}")
+    defaults = None if reads_data else {k: "" for k in DATA_VARIABLES}
     return load_config(config, args.environment, deploy_app_defaults(config, overrides) + overrides,
-                       mmar_root=args.mmar)
+                       mmar_root=args.mmar, defaults=defaults)
 
 
 def deploy_app_defaults(config: str, overrides: list[str]) -> list[str]:

@@ -491,7 +491,7 @@ def run(args: Any) -> int:
     fmt = (getattr(args, "model_file_format", None) or "CKPT").upper()
     if fmt not in ("CKPT", "PT"):
         raise UserError(f"--model_file_format {fmt}: only checkpoints (CKPT) are exported")
-    cfg = load_command_config(args)
+    cfg = load_command_config(args, reads_data=False)  # exporting reads no data
     checkpoint = find_checkpoint(cfg, args.model_file_path, args.model_name)
     module = checkpoint_module(checkpoint, config=cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
     _, dims = input_channels(module) if not args.input_channels else (args.input_channels, None)

@@ -27,6 +27,8 @@ from ai4med.config.errors import ConfigError, join_pointer
 #: name prefix -> registry kind
 PREFIX_KINDS: dict[str, str] = {
     "transforms": "transforms",
+    "transforms_ctrl": "transforms",  # seed 004 appendix: transforms_ctrl.CropSubVolumePosNegRatioCtrlEpoch
+    "transforms_fastaug": "transforms",  # and transforms_fastaug.TransformVolumeCropROIFastPosNegRatio
     "lr_policy": "lr_policies",
     "lr_policies": "lr_policies",
     "losses": "losses",

@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ai4med.config.aiaa2019 import is_2019_form, normalize_2019
 from ai4med.config.builder import ComponentBuilder, RegistrySource
 from ai4med.config.errors import ConfigError, join_pointer, split_pointer
 from ai4med.config.loader import load_json
@@ -159,6 +160,7 @@ def load_config(
     overrides: Overrides = None,
     mmar_root: str | os.PathLike[str] | None = None,
     registries: RegistrySource | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> WorkflowConfig:
     """Load a workflow config with its variables; activate its MMAR for BYOC imports.
 
@@ -169,6 +171,8 @@ def load_config(
         mmar_root: the MMAR folder; default: the parent of the config's folder when that
             folder is named `config` (the MMAR layout), else none.
         registries: kind -> Registry for the builder (default: the package registries).
+        defaults: variables of the lowest priority (a command that reads no data gives empty
+            DATASET_JSON / DATA_ROOT so that configs naming them still load).
 
     Raises:
         ConfigError: unreadable/malformed files, bad `--set` items, undefined variables.
@@ -193,7 +197,7 @@ def load_config(
         if key in data:
             data[key] = copy.deepcopy(value)
 
-    merged: dict[str, Variable] = {}
+    merged: dict[str, Variable] = layer(defaults or {}, None, located=False)
     if mmar is not None:
         merged.update(layer(mmar.default_variables(), None, located=False))
     merged.update(layer(env, env_path))
@@ -201,6 +205,8 @@ def load_config(
     merged.update(layer(plain, OVERRIDE_FILE, located=False))
     variables = resolve_variables(merged)
     data = substitute(data, variables, file)
+    if is_2019_form(data):
+        data = normalize_2019(data, file, variables)
 
     if mmar is not None:
         mmar.activate()

@@ -700,7 +700,9 @@ def init_app(folder: str, from_export: str | None = None) -> list[str]:
     `config/` files that exist are kept. With `from_export` (an `ai4med export` output folder)
     its `model_config.json` replaces the app's, `model.ts` / `model.onnx` go to `models/`, and
     its `config_inference.json` (the MMAR's validation pre/post transforms and window) is the
-    app's config instead of the base application's (CT window -21..189, 1 mm resampling).
+    app's config instead of the base application's (CT window -21..189, 1 mm resampling), and
+    `config_render.json` gets the model's labels (see `_model_render_config`) instead of the base
+    application's liver / tumor.
     """
     folder = os.path.abspath(folder)
     if from_export and not os.path.isdir(from_export):
@@ -713,9 +715,15 @@ def init_app(folder: str, from_export: str | None = None) -> list[str]:
         source = os.path.join(BASE_APP, "config", name)
         if target == os.path.join(folder, CONFIG_INFERENCE) and exported_config:
             source = exported_config
-        if not os.path.exists(target):
+        if os.path.exists(target):
+            continue
+        if target == os.path.join(folder, RENDER_CONFIG) and from_export:
+            from ai4med.io.atomic import atomic_write_text
+
+            atomic_write_text(target, json.dumps(_model_render_config(source, from_export), indent=4) + "\n")
+        else:
             shutil.copyfile(source, target)
-            written.append(target)
+        written.append(target)
     line = _config_origin(os.path.join(folder, CONFIG_INFERENCE), written, exported_config, from_export)
     (logger.info if exported_config or from_export is None else logger.warning)("%s", line)
     if from_export:
@@ -731,6 +739,40 @@ def init_app(folder: str, from_export: str | None = None) -> list[str]:
             shutil.copyfile(os.path.join(from_export, n), os.path.join(folder, "models", n))
             written.append(os.path.join(folder, "models", n))
     return written
+
+
+_RENDER_COLOURS = [[0.87, 0.53, 0.27], [0.95, 0.15, 0.15], [0.2, 0.75, 0.3], [0.25, 0.45, 0.95],
+                   [0.95, 0.85, 0.2], [0.8, 0.3, 0.85]]
+
+
+def _model_render_config(base_render: str, export_dir: str) -> dict[str, Any]:
+    """The base render config with one label per foreground class of the exported model (its
+    `output_channel_dict`), named by model_config.json's `labels` ({"1": "spleen"}), else by the
+    Decathlon datalist's `labels` of the config the model was trained with, else "label K"."""
+    doc = _read_json(base_render, "config_render.json")
+    model_config = _read_json(os.path.join(export_dir, "model_config.json"), "model_config.json")
+    channels = next(iter((model_config.get("output_channel_dict") or {}).values()), 2)
+    names = _label_names(model_config, export_dir)
+    doc["labels"] = {str(k): {"name": names.get(str(k), f"label {k}"),
+                              "color": _RENDER_COLOURS[(k - 1) % len(_RENDER_COLOURS)], "opacity": 0.6}
+                     for k in range(1, max(int(channels), 2))}
+    return doc
+
+
+def _label_names(model_config: dict[str, Any], export_dir: str) -> dict[str, str]:
+    labels = model_config.get("labels")
+    if not isinstance(labels, dict):
+        labels = None
+        trained = os.path.join(export_dir, "config_train.json")  # beside a seed-form checkpoint
+        try:
+            with open(trained, encoding="utf-8") as fh:
+                cfg = json.load(fh)
+            datalist = cfg["train"]["image_pipeline"]["args"]["data_list_file_path"]
+            with open(datalist, encoding="utf-8") as fh:
+                labels = json.load(fh).get("labels")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
 def export_inference_config(export_dir: str | None) -> str | None:

@@ -12,6 +12,7 @@ import torch
 
 from ai4med.common.constants import ImageProperty
 from ai4med.components.models.torch_model import PredictionModule
+from ai4med.config.errors import ConfigError
 from ai4med.workflows.distributed import gather_objects
 
 __all__ = ["PredictionModule", "Validator", "case_name", "overlay_slice"]
@@ -106,6 +107,7 @@ class Validator:
                           if k not in ("properties",)}
                 fields[self.output_field] = pred
                 if seen == 0:
+                    self._check_fields(fields)
                     self.last_slice = overlay_slice(fields[self.image_field], pred, fields.get(self.label_field))
                 per_case.append((case_name(batch, i, f"case_{seen}", self.image_field), self._metric_inputs(fields)))
                 seen += 1
@@ -122,6 +124,18 @@ class Validator:
                     m.update(inputs[m.get_field()], name)
         return {m.get_name(): float(np.asarray(m.get()).mean()) for m in self.metrics}
 
+    def _check_fields(self, fields: dict[str, Any]) -> None:
+        """Fail on the first case, naming the metric and the fields there are, rather than with a
+        KeyError after the whole validation (seed 002's `"field": "accuracy"` names an aux-op output,
+        which validation does not compute)."""
+        for m in self.metrics:
+            for kind, name in (("field", m.get_field()), ("label_field", getattr(m, "label_field", None))):
+                if name is not None and name not in fields:
+                    raise ConfigError(
+                        f"validation metric {m.get_name()!r} ({type(m).__name__}) reads {kind} {name!r}, which "
+                        f"validation does not produce; the fields are {', '.join(sorted(fields))} "
+                        f"(\"{self.output_field}\" is the model's prediction): set its \"{kind}\" to one of them")
+
     def _metric_inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Only the fields the metrics read (keeps cross-rank traffic small)."""
         wanted = set()
@@ -132,7 +146,11 @@ class Validator:
         return {k: v for k, v in fields.items() if k in wanted}
 
     def write_reports(self, folder: str) -> list[str]:
+        """Reports of every metric: the built-in metrics default to `folder` (eval/); a seed-style
+        `Metric` (BYOC, seed 002) writes where its `report_path` says, and nothing when that is None."""
+        from ai4med.components.metrics.base import FieldMetric
+
         out = []
         for m in self.metrics:
-            out += m.write_reports(folder)
+            out += m.write_reports(folder) if isinstance(m, FieldMetric) else m.write_reports(None)
         return out

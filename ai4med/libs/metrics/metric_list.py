@@ -67,14 +67,10 @@ class MetricList:
         os.makedirs(folder, exist_ok=True)
         raw_lines = []
         for i, (label, value) in enumerate(zip(self._labels, self._values)):
-            vals = "\t".join(f"{v:.6f}" for v in np.atleast_1d(value))
+            vals = "\t".join(f"{v:.6f}" for v in np.ravel(value))  # a scalar, a per-class vector or an array
             raw_lines.append(f"{label if label is not None else i}\t{vals}")
         summary = self.get()
-        summary_txt = (
-            "\t".join(f"{v:.6f}" for v in np.atleast_1d(summary))
-            if not isinstance(summary, (int, float))
-            else f"{summary:.6f}"
-        )
+        summary_txt = "\t".join(f"{float(v):.6f}" for v in np.ravel(np.asarray(summary, dtype=np.float64)))
         out = []
         for suffix, text in (("raw", "\n".join(raw_lines) + "\n"), ("summary", f"{self.name}\t{summary_txt}\n")):
             target = os.path.join(folder, f"{self.name}_{suffix}_results.txt")
