@@ -77,12 +77,12 @@ def test_predictor_with_the_seed_signature():
 @pytest.mark.parametrize("suffix", [".ts", ".onnx"])
 def test_exported_model_contexts_report_shapes_and_names(tmp_path, suffix):
     from ai4med.apps.export import export_onnx, export_torchscript
-    from ai4med.workflows.bulk_evaluator import context_for_file
+    from ai4med.inference.models import open_model
 
     net, x = scaled_copy(1, 3), torch.zeros(1, 1, 8, 8, 8)
     path = str(tmp_path / f"m{suffix}")
     (export_torchscript if suffix == ".ts" else export_onnx)(net, x, path)
-    ctx = context_for_file(path, None, "cpu", "fp32", runtime="torch" if suffix == ".ts" else "onnxruntime")
+    ctx = open_model(path, device="cpu", precision="fp32", runtime="torch" if suffix == ".ts" else "onnxruntime")
     (inp,), (out,) = ctx.input_names, ctx.output_names
     assert ctx.get_model_output_shapes()[out][1] == 3
     assert ctx.get_supported_input_names([inp, "foo"]) == [inp]
