@@ -31,11 +31,20 @@ __all__ = ["SampleKey", "TransformDataset", "Collator", "run_chain", "split_batc
 
 
 class SampleKey(NamedTuple):
-    """What a loader asks the dataset for: the epoch, the sample's global index, the item position."""
+    """What a loader asks the dataset for: the epoch, the sample's index, the item position.
+
+    `index` seeds the sample's draws (duplicates of an item get distinct indices); `item` is
+    the item's global index in the shard, which the smart cache is keyed by (None: `index`).
+    """
 
     epoch: int
     index: int
     position: int
+    item: int | None = None
+
+    @property
+    def cache_index(self) -> int:
+        return self.index if self.item is None else self.item
 
 
 def run_chain(transforms: Sequence[Any], ctx: TransformContext) -> TransformContext:
@@ -86,8 +95,10 @@ class TransformDataset(torch.utils.data.Dataset):
         items: the datalist items (dicts), addressed by `SampleKey.position`.
         transforms: the transforms run on each item (after the cached prefix, when cached).
         seed: the pipeline seed.
-        cache: optional mapping `index -> TransformContext` holding prefix outputs; a key
-            whose index is cached starts from a copy of that context.
+        cache: optional mapping `item index -> TransformContext` holding prefix outputs; a key
+            whose `cache_index` is cached starts from a copy of that context.
+        prefix: the cached transforms; an item missing from `cache` runs them first (drawing
+            from `sample_rng(seed, 0, cache_index)` as the cache does), so it gets the same chain.
     """
 
     def __init__(
@@ -96,20 +107,25 @@ class TransformDataset(torch.utils.data.Dataset):
         transforms: Sequence[Any],
         seed: int,
         cache: dict[int, TransformContext] | None = None,
+        prefix: Sequence[Any] = (),
     ) -> None:
         self.items = list(items)
         self.transforms = list(transforms)
         self.seed = int(seed)
         self.cache = cache
+        self.prefix = list(prefix)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def make_context(self, key: SampleKey) -> TransformContext:
-        if self.cache is not None and key.index in self.cache:
-            ctx = self.cache[key.index].copy()
+        if self.cache is not None and key.cache_index in self.cache:
+            ctx = self.cache[key.cache_index].copy()
         else:
             ctx = TransformContext(dict(self.items[key.position]))
+            if self.prefix:
+                ctx.set_rng(sample_rng(self.seed, 0, key.cache_index))
+                ctx = run_chain(self.prefix, ctx)
         ctx.set_rng(sample_rng(self.seed, key.epoch, key.index))
         ctx.epoch = key.epoch  # read by epoch-controlled transforms
         return ctx

@@ -248,7 +248,7 @@ class ImagePipeline:
             idx, pos = entries[int(o)]
             for d in range(self.duplicate_count):
                 # distinct samples for duplicates and repeated class-balanced draws
-                keys.append(SampleKey(epoch, idx * self.duplicate_count + d, pos))
+                keys.append(SampleKey(epoch, idx * self.duplicate_count + d, pos, idx))
         if cats is not None:  # repeated draws of one item get distinct indices
             seen: dict[int, int] = {}
             uniq = []
@@ -256,7 +256,7 @@ class ImagePipeline:
             for k in keys:
                 c = seen.get(k.index, 0)
                 seen[k.index] = c + 1
-                uniq.append(SampleKey(k.epoch, k.index + c * n, k.position))
+                uniq.append(SampleKey(k.epoch, k.index + c * n, k.position, k.item))
             keys = uniq
         return keys
 
@@ -448,7 +448,9 @@ class ImagePipelineWithCache(ImagePipeline):
         return [(i, self._positions[i]) for i in cache.indices()]
 
     def _dataset(self) -> TransformDataset:
-        return TransformDataset(self._items, self._transforms[self.prefix_length :], self.seed, cache=self._cache_view)
+        n = self.prefix_length
+        return TransformDataset(self._items, self._transforms[n:], self.seed, cache=self._cache_view,
+                                prefix=self._transforms[:n])
 
     def _iterate_epoch(self) -> Iterator[dict[str, Any]]:
         cache = self._ensure_cache()
