@@ -20,7 +20,7 @@ import numpy as np
 from ai4med.common.medical_image import MedicalImage
 from ai4med.common.transform_ctx import TransformContext
 from ai4med.components.transforms.multi_field_transformer import MultiFieldTransformer
-from ai4med.components.transforms.utils import is_label, resolve_fields
+from ai4med.components.transforms.utils import batch_size_of, is_label, resolve_fields, stack_batch, unstack_batch
 
 __all__ = [
     "scale_intensity_range", "scale_shift", "adjust_contrast", "center_data",
@@ -133,7 +133,8 @@ def n_bias_coeffs(rank: int, degree: int) -> int:
 
 # --- plumbing -------------------------------------------------------------------
 class _IntensityTransformer(MultiFieldTransformer):
-    """Applies `_apply(data, img, params)` to each non-label field; random ones draw `params` once."""
+    """Applies `_apply(data, img, params)` to each non-label field; random ones draw `params` once
+    per call, or once per item of a batched field (batch-by-transform crops)."""
 
     def __init__(self, fields: Any, field: Any = None, applied_keys: Any = None, applied_key: Any = None) -> None:
         super().__init__(resolve_fields(fields, field, applied_keys, applied_key, name=type(self).__name__))
@@ -146,11 +147,32 @@ class _IntensityTransformer(MultiFieldTransformer):
         raise NotImplementedError
 
     def transform(self, transform_ctx: TransformContext) -> TransformContext:
-        params = self._draw(transform_ctx.get_rng()) if not self.is_deterministic() else {}
-        if not self.is_deterministic():
+        if self.is_deterministic():
+            return self._apply_all(transform_ctx, {})
+        n = next((batch_size_of(transform_ctx.get(f)) for f in self.fields
+                  if batch_size_of(transform_ctx.get(f)) is not None), None)
+        rng = transform_ctx.get_rng()
+        if n is None:
+            params = self._draw(rng)
             transform_ctx.record(self.get_name(), dict(params or {"applied": False}))
-        if params is None:
-            return transform_ctx
+            return transform_ctx if params is None else self._apply_all(transform_ctx, params)
+        # batch-by-transform crops: every item gets its own draw (and its own min/max...)
+        draws = [self._draw(rng) for _ in range(n)]
+        transform_ctx.record(self.get_name(), {"per_item": [dict(d or {"applied": False}) for d in draws]})
+        for f in self.fields:
+            img = transform_ctx.get_image(f)
+            if is_label(img, f):
+                continue
+            if batch_size_of(img) is None:
+                if draws[0] is not None:
+                    transform_ctx.set_image(f, img.new_image(self._apply(img.get_data(), img, draws[0])))
+                continue
+            items = [one if d is None else one.new_image(self._apply(one.get_data(), one, d))
+                     for one, d in zip(unstack_batch(img), draws)]
+            transform_ctx.set_image(f, stack_batch(items))
+        return transform_ctx
+
+    def _apply_all(self, transform_ctx: TransformContext, params: dict[str, Any]) -> TransformContext:
         for f in self.fields:
             img = transform_ctx.get_image(f)
             if is_label(img, f):
