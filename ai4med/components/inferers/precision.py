@@ -77,16 +77,17 @@ def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractC
 # mallopt takes a C int: 1 << 36 would be truncated to 0 (a trim on every free).
 _TRIM_THRESHOLD = (1 << 31) - 1
 # each mallopt parameter -> the environment settings with which the user already chose it
+# (a user's mmap threshold is a choice about mmap too: then mmap stays on)
 _USER_SETTINGS = {
-    _M_MMAP_MAX: ("MALLOC_MMAP_MAX_", "glibc.malloc.mmap_max"),
-    _M_TRIM_THRESHOLD: ("MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),
+    _M_MMAP_MAX: (("MALLOC_MMAP_MAX_", "glibc.malloc.mmap_max"), ("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")),
+    _M_TRIM_THRESHOLD: (("MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),),
 }
 
 
 def _user_set(param: int) -> bool:
     """True when MALLOC_* or GLIBC_TUNABLES already sets this mallopt parameter."""
-    env_name, tunable = _USER_SETTINGS[param]
-    return env_name in os.environ or f"{tunable}=" in os.environ.get("GLIBC_TUNABLES", "")
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(env in os.environ or f"{tunable}=" in tunables for env, tunable in _USER_SETTINGS[param])
 
 
 @functools.lru_cache(maxsize=1)

@@ -48,7 +48,8 @@ def test_freed_memory_is_reused_without_page_faults():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
-@pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "0"}, {"MALLOC_MMAP_MAX_": "65536"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"},
+@pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "0"}, {"MALLOC_MMAP_MAX_": "65536"},
+                                 {"MALLOC_MMAP_THRESHOLD_": "1048576"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"},
                                  {"AI4MED_NO_MALLOC_TUNING": "1"}])
 def test_user_malloc_settings_are_not_overridden(env):
     _, faults = _faults(**env)
