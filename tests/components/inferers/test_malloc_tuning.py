@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -34,8 +35,14 @@ _PAGES_PER_CYCLE = (32 << 20) // 4096
 def _faults(**env: str) -> tuple[str, int]:
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "AI4MED_NO_MALLOC_TUNING")}
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**clean, **env}, capture_output=True, text=True,
-                         check=True, timeout=120).stdout.split()
+    # torch's DataLoader leaves a SIGCHLD handler in this process once an earlier test used workers;
+    # with OpenVINO loaded too, a child's exit then segfaults pytest (seen under xdist): default it here
+    old = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**clean, **env}, capture_output=True, text=True,
+                             check=True, timeout=120).stdout.split()
+    finally:
+        signal.signal(signal.SIGCHLD, old)
     return out[0], int(out[1])
 
 
