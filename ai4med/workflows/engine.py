@@ -30,6 +30,7 @@ class Events(enum.Enum):
     ITERATION_STARTED = "iteration_started"
     ITERATION_COMPLETED = "iteration_completed"
     EPOCH_COMPLETED = "epoch_completed"
+    VALIDATION_COMPLETED = "validation_completed"  # fired by the validation handler after each run
     COMPLETED = "completed"
     EXCEPTION_RAISED = "exception_raised"
 
@@ -42,6 +43,9 @@ class State:
     iteration: int = 0             # iterations completed in total
     epoch_iteration: int = 0       # iterations completed in this epoch
     max_epochs: int = 0
+    max_iterations: int = 0        # the iteration budget (0: none, epochs decide)
+    in_epoch: bool = False         # inside an epoch's batch loop (ITERATION_* events)
+    resume_epoch_iteration: int = 0  # batches of the first epoch already done (a mid-epoch resume)
     batch: Any = None
     output: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -92,32 +96,55 @@ class Engine:
         """Stop after the current iteration (early stopping, signals)."""
         self.state.should_terminate = True
 
-    def run(self, batches_for_epoch: Callable[[int], Iterable[Any]], max_epochs: int) -> State:
-        """Run until `max_epochs` epochs are complete (resumes from `state.epoch`)."""
-        self.state.max_epochs = max_epochs
-        self.state.should_terminate = False
+    def budget_spent(self) -> bool:
+        """True once the iteration budget (`max_iterations`) is used up."""
+        return bool(self.state.max_iterations) and self.state.iteration >= self.state.max_iterations
+
+    def run(self, batches_for_epoch: Callable[[int], Iterable[Any]], max_epochs: int,
+            max_iterations: int | None = None) -> State:
+        """Run until `max_epochs` epochs are complete or `max_iterations` iterations are done.
+
+        Resumes from `state.epoch` / `state.iteration`; after a mid-epoch resume the first epoch
+        starts at `state.resume_epoch_iteration` (`batches_for_epoch` must then yield only the
+        batches left). An epoch cut short (by `terminate` or the iteration budget) does not count:
+        no EPOCH_COMPLETED, and `state.in_epoch` stays True for the COMPLETED handlers, so a
+        checkpoint written there resumes mid-epoch.
+        """
+        s = self.state
+        s.max_epochs = max_epochs
+        s.max_iterations = int(max_iterations or 0)
+        s.should_terminate = False
         try:
             self.fire(Events.STARTED)
-            while self.state.epoch < max_epochs and not self.state.should_terminate:
-                self.state.epoch_iteration = 0
+            while s.epoch < max_epochs and not s.should_terminate and not self.budget_spent():
+                s.epoch_iteration, s.resume_epoch_iteration = s.resume_epoch_iteration, 0
                 self.fire(Events.EPOCH_STARTED)
-                for batch in batches_for_epoch(self.state.epoch):
-                    self.state.batch = batch
-                    self.fire(Events.ITERATION_STARTED)
-                    self.state.output = self.process_fn(self, batch)
-                    self.state.iteration += 1
-                    self.state.epoch_iteration += 1
-                    self.fire(Events.ITERATION_COMPLETED)
-                    if self.state.should_terminate:
+                s.in_epoch = True
+                cut = False
+                for batch in batches_for_epoch(s.epoch):
+                    if self.budget_spent():  # a batch is left, but the budget is used up
+                        cut = True
                         break
-                self.state.batch = None
-                if self.state.should_terminate:  # stopped mid-epoch: the epoch does not count
+                    s.batch = batch
+                    self.fire(Events.ITERATION_STARTED)
+                    s.output = self.process_fn(self, batch)
+                    s.iteration += 1
+                    s.epoch_iteration += 1
+                    self.fire(Events.ITERATION_COMPLETED)
+                    if s.should_terminate:
+                        cut = True
+                        break
+                s.batch = None
+                if cut:
                     break
-                self.state.epoch += 1
+                s.in_epoch = False
+                s.epoch += 1
                 self.fire(Events.EPOCH_COMPLETED)
             self.fire(Events.COMPLETED)
+            s.in_epoch = False
         except BaseException as exc:
-            self.state.extra["exception"] = exc
+            s.in_epoch = False
+            s.extra["exception"] = exc
             self.fire(Events.EXCEPTION_RAISED)
             raise
-        return self.state
+        return s

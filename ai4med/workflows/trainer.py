@@ -8,6 +8,7 @@ steps the optimizer and runs the aux-ops.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -37,7 +38,10 @@ class TrainSettings:
     """Clara's top-level globals (config_train.json / environment.json / --set)."""
 
     epochs: int = 1
+    iterations: int = 0  # > 0: the budget is this many iterations (epochs then follow from it)
     num_training_epoch_per_valid: int = 1
+    num_training_iterations_per_valid: int = 0  # > 0: validate every N iterations instead
+    checkpoint_interval: int | None = None  # epochs (iterations with `iterations`) between resumable checkpoints
     learning_rate: float = 1e-4
     multi_gpu: bool = False
     use_amp: bool | str = False  # true (the machine's mode), or "bf16" / "fp16" to choose the autocast type
@@ -55,7 +59,12 @@ class TrainSettings:
 
         s = cls(
             epochs=int(get("epochs", 1)),
+            iterations=_count(get("iterations", 0), "iterations", cfg),
             num_training_epoch_per_valid=int(get("num_training_epoch_per_valid", 1)),
+            num_training_iterations_per_valid=_count(get("num_training_iterations_per_valid", 0),
+                                                     "num_training_iterations_per_valid", cfg),
+            checkpoint_interval=(None if get("checkpoint_interval", None) is None
+                                 else _count(get("checkpoint_interval", None), "checkpoint_interval", cfg)),
             learning_rate=float(get("learning_rate", 1e-4)),
             multi_gpu=_as_bool(get("multi_gpu", False)),
             use_amp=_amp_setting(get("use_amp", False), cfg),
@@ -66,11 +75,20 @@ class TrainSettings:
             early_stopping_patience=get("early_stopping_patience", None),
             log_every=int(get("log_every", 0)),
         )
-        if s.epochs < 1:
+        if s.epochs < 1 and not s.iterations:
             raise ConfigError(f"epochs must be >= 1, got {s.epochs}", cfg.file, "/epochs")
         return s
 
 
+def _count(v: Any, key: str, cfg: WorkflowConfig) -> int:
+    """A non-negative whole number setting (iterations, intervals); a clear error otherwise."""
+    try:
+        n = int(v) if not isinstance(v, bool) and float(v) == int(float(v)) else None
+    except (TypeError, ValueError):
+        n = None
+    if n is None or n < 0:
+        raise ConfigError(f"{key} must be a whole number >= 0, got {v!r}", cfg.file, f"/{key}")
+    return n
 
 
 def _amp_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
@@ -230,8 +248,19 @@ class Trainer:
         self.handlers = cfg.build_list("/train/handlers", "handlers") if cfg.has("/train/handlers") else []
         step_policy = self.lr_policy if getattr(self.lr_policy, "trigger", "step") == "step" else None
         self.step = TrainStep(self.model, self.module, self.loss, self.optimizer, self.device, self.precision,
-                              self.aux_ops, step_policy, self.settings.epochs, train_module=self.train_module,
+                              self.aux_ops, step_policy, self.total_epochs(), train_module=self.train_module,
                               channels_last=self.settings.channels_last)
+
+    def total_epochs(self) -> int:
+        """`epochs`, or with an `iterations` budget the epochs it spans (the last may be partial)."""
+        s = self.settings
+        if not s.iterations:
+            return s.epochs
+        per_epoch = len(self.train_pipeline)
+        if per_epoch < 1:
+            raise ConfigError("the training pipeline yields no batches: no iteration budget can be met",
+                              self.cfg.file, "/train/image_pipeline")
+        return -(-s.iterations // per_epoch)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         lr = self.settings.learning_rate
@@ -288,8 +317,8 @@ class Trainer:
                     engine.state.extra["tb_images"] = {"validation/first_case_middle_slice": validator.last_slice}
                 return results
 
-            ValidationHandler(evaluate, key,
-                              every=s.num_training_epoch_per_valid).attach(engine)
+            ValidationHandler(evaluate, key, every=s.num_training_epoch_per_valid,
+                              every_iterations=s.num_training_iterations_per_valid).attach(engine)
             if s.early_stopping_patience:
                 EarlyStopping(int(s.early_stopping_patience)).attach(engine)
         if self.lr_policy is not None and getattr(self.lr_policy, "trigger", "step") != "step":
@@ -299,22 +328,31 @@ class Trainer:
             from ai4med.workflows.handlers.tensorboard import TensorBoardHandler
 
             engine.add_handler(Events.EPOCH_COMPLETED, self._record_history, name="history")
-            CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy).attach(engine)
+            engine.add_handler(Events.COMPLETED, self._record_cut_epoch, name="history")
+            self._checkpoint_handler().attach(engine)
             TensorBoardHandler(self.ckpt_dir, s.train_summary_recording_interval).attach(engine)
         for handler in self.handlers:
             handler.attach(engine)
         if resume:
             self._resume(engine)
-            self.history = _load_history(self.ckpt_dir, engine.state.epoch)
+            self.history = _load_history(self.ckpt_dir, engine.state.epoch, engine.state.iteration)
             self.train_pipeline.seed = engine.state.extra["persist"]["pipeline_seed"]  # same data order
 
         def batches(epoch: int) -> Any:
             self.train_pipeline.set_epoch(epoch)
-            return iter(self.train_pipeline)
+            done = engine.state.epoch_iteration  # > 0 after a mid-epoch resume: skip what was trained
+            if not done:
+                return iter(self.train_pipeline)
+            if hasattr(self.train_pipeline, "skip_batches"):
+                self.train_pipeline.skip_batches(done)
+                return iter(self.train_pipeline)
+            return itertools.islice(iter(self.train_pipeline), done, None)
 
-        logger.info("training %d epochs on %s (%s, %d process%s), %d training batches per epoch", s.epochs,
+        epochs = self.total_epochs()
+        budget = f"{s.iterations} iterations ({epochs} epochs)" if s.iterations else f"{epochs} epochs"
+        logger.info("training %s on %s (%s, %d process%s), %d training batches per epoch", budget,
                     self.device, self.precision, self.world, "es" if self.world > 1 else "", len(self.train_pipeline))
-        engine.run(batches, s.epochs)
+        engine.run(batches, epochs, s.iterations or None)
         if validator is not None and self.eval_dir and main:
             validator.write_reports(self.eval_dir)
         return engine
@@ -324,6 +362,17 @@ class Trainer:
         if self.world > 1:
             for buf in self.module.buffers():
                 torch.distributed.broadcast(buf, 0)
+
+    def _checkpoint_handler(self) -> CheckpointHandler:
+        """`checkpoint_interval` counts epochs, or iterations with an `iterations` budget (default:
+        every epoch); 0 keeps only the checkpoints at the end and on validation improvements."""
+        s = self.settings
+        interval = s.checkpoint_interval
+        if s.iterations and interval is not None:
+            return CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy, save_every=0,
+                                     every_iterations=interval)
+        return CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy,
+                                 save_every=1 if interval is None else interval)
 
     def _resume(self, engine: Engine) -> None:
         probe = CheckpointHandler(self.ckpt_dir, self.module, self.optimizer, self.lr_policy)
@@ -338,26 +387,35 @@ class Trainer:
 
         from ai4med.io.atomic import atomic_write_text
 
-        fresh = engine.state.extra.get("validated_epoch") == engine.state.epoch
-        self.history.append({"epoch": engine.state.epoch, **{k: float(v) for k, v in engine.state.metrics.items()
-                                                             if fresh or not k.startswith("val_")}})
+        s = engine.state
+        epoch = s.epoch + 1 if s.in_epoch else s.epoch  # an epoch cut short by the iteration budget
+        fresh = s.extra.get("validated_epoch") == epoch
+        entry = {"epoch": epoch, "iteration": s.iteration}
+        self.history.append({**entry, **{k: float(v) for k, v in s.metrics.items() if fresh or not k.startswith("val_")}})
         atomic_write_text(os.path.join(self.ckpt_dir, "training_history.json"), json.dumps(self.history, indent=1))
+
+    def _record_cut_epoch(self, engine: Engine) -> None:
+        """At the end: the epoch the iteration budget cut short, when it was validated."""
+        s = engine.state
+        if s.in_epoch and s.extra.get("validated_iteration") == s.iteration:
+            self._record_history(engine)
 
     def _record_lr(self, engine: Engine) -> None:
         engine.state.metrics["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
 
     def _attach_lr_policy(self, engine: Engine) -> None:
-        policy, s = self.lr_policy, self.settings
+        policy = self.lr_policy
         if policy.trigger == "epoch":
+            total = self.total_epochs()
             engine.add_handler(Events.EPOCH_STARTED, lambda e: policy.apply(
-                self.optimizer, step=e.state.iteration, epoch=e.state.epoch, total_epochs=s.epochs), name="lr")
+                self.optimizer, step=e.state.iteration, epoch=e.state.epoch, total_epochs=total), name="lr")
         elif policy.trigger == "validation":
             def on_val(e: Engine) -> None:
-                if "key_metric_value" in e.state.extra and e.state.extra.get("validated_epoch") == e.state.epoch:
+                if "key_metric_value" in e.state.extra:
                     policy.apply(self.optimizer, step=e.state.iteration, epoch=e.state.epoch,
-                                 metric=e.state.extra["key_metric_value"], total_epochs=s.epochs)
+                                 metric=e.state.extra["key_metric_value"], total_epochs=self.total_epochs())
 
-            engine.add_handler(Events.EPOCH_COMPLETED, on_val, name="lr")
+            engine.add_handler(Events.VALIDATION_COMPLETED, on_val, name="lr")
 
     def _attach_aux_accumulator(self, engine: Engine) -> None:
         from ai4med.components.aux_ops.accumulator import MetricAccumulator
@@ -379,11 +437,11 @@ class Trainer:
         engine.add_handler(Events.EPOCH_COMPLETED, on_epoch, name="aux")
 
 
-def _load_history(ckpt_dir: str, up_to_epoch: int) -> list[dict[str, float]]:
+def _load_history(ckpt_dir: str, up_to_epoch: int, up_to_iteration: int) -> list[dict[str, float]]:
     import json
 
     path = os.path.join(ckpt_dir, "training_history.json")
     if not os.path.exists(path):
         return []
     with open(path) as fh:
-        return [h for h in json.load(fh) if h["epoch"] <= up_to_epoch]
+        return [h for h in json.load(fh) if h["epoch"] <= up_to_epoch and h.get("iteration", 0) <= up_to_iteration]

@@ -3,7 +3,9 @@
 `TransformDataset` is a map-style torch Dataset indexed by `SampleKey(epoch, index, position)`:
 it runs the chain on one datalist item (or on its cached prefix output) with the generator
 `sample_rng(seed, epoch, index)`, and returns `(key, samples)`: one sample, or N when a
-batch-by-transform crop stacked N crops on a batch axis. `Collator` stacks the samples of
+batch-by-transform crop stacked N crops on a batch axis. The transforms after such a crop
+run on each crop separately, with its own generator (spawned from the sample's), so the
+crops of one volume get their own flips, noise, contrast... (as MONAI's list outputs do). `Collator` stacks the samples of
 one batch, runs the batch transforms and converts to torch tensors; it runs inside the
 loader workers.
 
@@ -27,15 +29,25 @@ from ai4med.common.medical_image import MedicalImage
 from ai4med.common.transform_ctx import TransformContext
 from ai4med.components.data.sampling import sample_rng
 
-__all__ = ["SampleKey", "TransformDataset", "Collator", "run_chain", "split_batched", "stack_samples"]
+__all__ = ["SampleKey", "TransformDataset", "Collator", "run_chain", "run_chain_per_sample", "split_batched",
+           "stack_samples"]
 
 
 class SampleKey(NamedTuple):
-    """What a loader asks the dataset for: the epoch, the sample's global index, the item position."""
+    """What a loader asks the dataset for: the epoch, the sample's index, the item position.
+
+    `index` seeds the sample's draws (duplicates of an item get distinct indices); `item` is
+    the item's global index in the shard, which the smart cache is keyed by (None: `index`).
+    """
 
     epoch: int
     index: int
     position: int
+    item: int | None = None
+
+    @property
+    def cache_index(self) -> int:
+        return self.index if self.item is None else self.item
 
 
 def run_chain(transforms: Sequence[Any], ctx: TransformContext) -> TransformContext:
@@ -45,6 +57,36 @@ def run_chain(transforms: Sequence[Any], ctx: TransformContext) -> TransformCont
         if out is not None:
             ctx = out
     return ctx
+
+
+def _has_batched(ctx: dict[str, Any]) -> bool:
+    return any(isinstance(v, MedicalImage) and v.get_shape_format().has_batch() for v in ctx.values())
+
+
+def run_chain_per_sample(transforms: Sequence[Any], ctx: TransformContext) -> list[dict[str, Any]]:
+    """Run `transforms`; once one outputs batched fields, split them and run the rest on each crop.
+
+    Crop j continues with the j-th generator spawned from the context's, so every crop draws
+    its own random parameters, the same ones for the same seed. Returns the samples.
+    """
+    transforms = list(transforms)
+    for i, t in enumerate(transforms):
+        out = t.transform(ctx) if hasattr(t, "transform") else t(ctx)
+        if out is not None:
+            ctx = out
+        rest = transforms[i + 1:]
+        if rest and _has_batched(ctx):
+            parts = split_batched(dict(ctx))
+            rngs = ctx.get_rng().spawn(len(parts))
+            samples: list[dict[str, Any]] = []
+            for part, rng in zip(parts, rngs):
+                one = TransformContext(part, rng=rng)
+                one.history = list(ctx.history)
+                if hasattr(ctx, "epoch"):
+                    one.epoch = ctx.epoch
+                samples += run_chain_per_sample(rest, one)
+            return samples
+    return split_batched(dict(ctx))
 
 
 def split_batched(sample: dict[str, Any]) -> list[dict[str, Any]]:
@@ -86,8 +128,10 @@ class TransformDataset(torch.utils.data.Dataset):
         items: the datalist items (dicts), addressed by `SampleKey.position`.
         transforms: the transforms run on each item (after the cached prefix, when cached).
         seed: the pipeline seed.
-        cache: optional mapping `index -> TransformContext` holding prefix outputs; a key
-            whose index is cached starts from a copy of that context.
+        cache: optional mapping `item index -> TransformContext` holding prefix outputs; a key
+            whose `cache_index` is cached starts from a copy of that context.
+        prefix: the cached transforms; an item missing from `cache` runs them first (drawing
+            from `sample_rng(seed, 0, cache_index)` as the cache does), so it gets the same chain.
     """
 
     def __init__(
@@ -96,28 +140,32 @@ class TransformDataset(torch.utils.data.Dataset):
         transforms: Sequence[Any],
         seed: int,
         cache: dict[int, TransformContext] | None = None,
+        prefix: Sequence[Any] = (),
     ) -> None:
         self.items = list(items)
         self.transforms = list(transforms)
         self.seed = int(seed)
         self.cache = cache
+        self.prefix = list(prefix)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def make_context(self, key: SampleKey) -> TransformContext:
-        if self.cache is not None and key.index in self.cache:
-            ctx = self.cache[key.index].copy()
+        if self.cache is not None and key.cache_index in self.cache:
+            ctx = self.cache[key.cache_index].copy()
         else:
             ctx = TransformContext(dict(self.items[key.position]))
+            if self.prefix:
+                ctx.set_rng(sample_rng(self.seed, 0, key.cache_index))
+                ctx = run_chain(self.prefix, ctx)
         ctx.set_rng(sample_rng(self.seed, key.epoch, key.index))
         ctx.epoch = key.epoch  # read by epoch-controlled transforms
         return ctx
 
     def __getitem__(self, key: SampleKey | tuple) -> tuple[SampleKey, list[dict[str, Any]]]:
         key = SampleKey(*key)
-        ctx = run_chain(self.transforms, self.make_context(key))
-        return key, split_batched(dict(ctx))
+        return key, run_chain_per_sample(self.transforms, self.make_context(key))
 
 
 def stack_samples(samples: Sequence[dict[str, Any]], keys: Sequence[str] | None = None) -> dict[str, Any]:

@@ -168,6 +168,7 @@ class ImagePipeline:
         self._transforms: list[Any] = list(transforms or [])
         self._batch_transforms: list[Any] = list(batch_transforms or [])
         self._epoch = 0
+        self._skip = 0
         self._items = self._load_items(data_list)
         self._shard = self._make_shard()
 
@@ -227,6 +228,15 @@ class ImagePipeline:
     def get_epoch(self) -> int:
         return self._epoch
 
+    def skip_batches(self, n: int) -> None:
+        """The next iteration starts at batch `n` of its epoch, without loading the skipped items
+        (a training run resumed mid-epoch)."""
+        self._skip = max(0, int(n))
+
+    def _take_skip(self, keys: list[SampleKey]) -> list[SampleKey]:
+        skip, self._skip = self._skip, 0
+        return keys[skip * self.output_batch_size:] if skip else keys
+
     def _categories(self, positions: Sequence[int]) -> list[int] | None:
         if self.items_per_category is None and self.category_weights is None:
             return None
@@ -248,7 +258,7 @@ class ImagePipeline:
             idx, pos = entries[int(o)]
             for d in range(self.duplicate_count):
                 # distinct samples for duplicates and repeated class-balanced draws
-                keys.append(SampleKey(epoch, idx * self.duplicate_count + d, pos))
+                keys.append(SampleKey(epoch, idx * self.duplicate_count + d, pos, idx))
         if cats is not None:  # repeated draws of one item get distinct indices
             seen: dict[int, int] = {}
             uniq = []
@@ -256,7 +266,7 @@ class ImagePipeline:
             for k in keys:
                 c = seen.get(k.index, 0)
                 seen[k.index] = c + 1
-                uniq.append(SampleKey(k.epoch, k.index + c * n, k.position))
+                uniq.append(SampleKey(k.epoch, k.index + c * n, k.position, k.item))
             keys = uniq
         return keys
 
@@ -303,7 +313,7 @@ class ImagePipeline:
         return self._epoch_keys(self._epoch if epoch is None else epoch, self._entries_for_epoch())
 
     def _iterate_epoch(self) -> Iterator[dict[str, Any]]:
-        keys = self.epoch_keys()
+        keys = self._take_skip(self.epoch_keys())
         if not keys:
             return
         yield from self._loader(self._dataset(), keys)
@@ -448,12 +458,14 @@ class ImagePipelineWithCache(ImagePipeline):
         return [(i, self._positions[i]) for i in cache.indices()]
 
     def _dataset(self) -> TransformDataset:
-        return TransformDataset(self._items, self._transforms[self.prefix_length :], self.seed, cache=self._cache_view)
+        n = self.prefix_length
+        return TransformDataset(self._items, self._transforms[n:], self.seed, cache=self._cache_view,
+                                prefix=self._transforms[:n])
 
     def _iterate_epoch(self) -> Iterator[dict[str, Any]]:
         cache = self._ensure_cache()
         self._cache_view = cache.begin_epoch()
-        keys = self._epoch_keys(self._epoch, [(i, self._positions[i]) for i in cache.indices()])
+        keys = self._take_skip(self._epoch_keys(self._epoch, [(i, self._positions[i]) for i in cache.indices()]))
         if not keys:
             return
         loader_iter = iter(self._loader(self._dataset(), keys))  # workers fork here, before the thread starts

@@ -74,22 +74,46 @@ def autocast(precision: str, device: str | torch.device) -> contextlib.AbstractC
     return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])
 
 
+# mallopt takes a C int: 1 << 36 would be truncated to 0 (a trim on every free).
+_TRIM_THRESHOLD = (1 << 31) - 1
+# each mallopt parameter -> the environment settings with which the user already chose it
+# (a user's mmap threshold is a choice about mmap too: then mmap stays on)
+_USER_SETTINGS = {
+    _M_MMAP_MAX: (("MALLOC_MMAP_MAX_", "glibc.malloc.mmap_max"), ("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")),
+    _M_TRIM_THRESHOLD: (("MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),),
+}
+
+
+def _user_set(param: int) -> bool:
+    """True when MALLOC_* or GLIBC_TUNABLES already sets this mallopt parameter."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(env in os.environ or f"{tunable}=" in tunables for env, tunable in _USER_SETTINGS[param])
+
+
 @functools.lru_cache(maxsize=1)
 def tune_malloc() -> bool:
     """Keep freed memory in the process (glibc): no mmap for big blocks, no trimming.
 
-    Tensor buffers freed and re-allocated every window otherwise cost page faults that
-    measured up to half of a CPU forward pass. Same as
-    `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`. Returns True when applied.
+    Tensor buffers freed and re-allocated every window or step otherwise cost page faults
+    (measured up to half of a CPU forward pass). Same as
+    `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`; a parameter the user set through
+    MALLOC_* or GLIBC_TUNABLES is left alone, and AI4MED_NO_MALLOC_TUNING disables both.
+    Returns True when every parameter not set by the user was applied.
     """
     if os.environ.get("AI4MED_NO_MALLOC_TUNING"):
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 36) == 1
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    logger.debug("glibc malloc tuned for inference: %s", ok)
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    ok = True
+    for param, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)):
+        if _user_set(param):
+            logger.debug("mallopt(%d) left to the user's environment", param)
+            continue
+        ok = mallopt(param, value) == 1 and ok
+    logger.debug("glibc malloc tuned: %s", ok)
     return ok
 
 

@@ -41,6 +41,7 @@ REGISTRY = Registry(
         "ScaleShiftIntensity": f"{_P}.intensity:ScaleShiftIntensity",
         "RandomGaussianSmooth": f"{_P}.intensity:RandomGaussianSmooth",
         "RandomMRBiasField": f"{_P}.intensity:RandomMRBiasField",
+        "ScaleIntensityPercentiles": f"{_P}.intensity:ScaleIntensityPercentiles",
         # spatial
         "ResampleVolume": f"{_P}.spatial:ResampleVolume",
         "ScaleByResolution": f"{_P}.spatial:ScaleByResolution",

@@ -20,14 +20,14 @@ import numpy as np
 from ai4med.common.medical_image import MedicalImage
 from ai4med.common.transform_ctx import TransformContext
 from ai4med.components.transforms.multi_field_transformer import MultiFieldTransformer
-from ai4med.components.transforms.utils import is_label, resolve_fields
+from ai4med.components.transforms.utils import batch_size_of, is_label, resolve_fields, stack_batch, unstack_batch
 
 __all__ = [
     "scale_intensity_range", "scale_shift", "adjust_contrast", "center_data",
-    "normalize_nonzero", "gaussian_smooth", "bias_field",
+    "normalize_nonzero", "gaussian_smooth", "bias_field", "scale_percentiles",
     "ScaleIntensityRange", "ScaleIntensityOscillation", "AdjustContrast", "AddGaussianNoise",
     "CenterData", "NormalizeNonzeroIntensities", "ScaleShiftIntensity", "RandomGaussianSmooth",
-    "RandomMRBiasField",
+    "RandomMRBiasField", "ScaleIntensityPercentiles",
 ]
 
 
@@ -98,6 +98,37 @@ def normalize_nonzero(data: np.ndarray) -> np.ndarray:
     return x
 
 
+def scale_percentiles(
+    data: np.ndarray, lower: float, upper: float, b_min: float = 0.0, b_max: float = 1.0, clip: bool = False,
+    relative: bool = False, mode: str = "scale", nonzero: bool = False,
+) -> np.ndarray:
+    """Percentile normalisation of one array: a_min, a_max = the `lower` / `upper` percentiles.
+
+    mode "scale": [a_min, a_max] -> [b_min, b_max] (MONAI ScaleIntensityRangePercentiles,
+    `relative` included); "zscore": clip to [a_min, a_max], then zero mean / unit std (the
+    nnU-Net CT scheme, with this image's statistics). With `nonzero` the statistics come from
+    the non-zero voxels, and zeros stay zero.
+    """
+    x = np.asarray(data, dtype=np.float32)
+    mask = x != 0 if nonzero else None
+    vals = x[mask] if mask is not None else x
+    if vals.size == 0:
+        return x.copy()
+    a_min, a_max = (float(v) for v in np.percentile(vals, [lower, upper]))
+    if mode == "zscore":
+        out = np.clip(x, a_min, a_max)
+        ref = out[mask] if mask is not None else out
+        mean, std = float(ref.mean()), float(ref.std())
+        out = (out - np.float32(mean)) / np.float32(std if std > 0 else 1.0)
+    else:
+        if relative:
+            b_min, b_max = (b_max - b_min) * lower / 100.0 + b_min, (b_max - b_min) * upper / 100.0 + b_min
+        out = scale_intensity_range(x, a_min, a_max, b_min, b_max, clip)
+    if mask is not None:
+        out = np.where(mask, out, np.float32(0))
+    return out.astype(np.float32, copy=False)
+
+
 def gaussian_smooth(data: np.ndarray, sigma: float | Sequence[float]) -> np.ndarray:
     """Gaussian blur of one spatial volume with standard deviation `sigma` (voxels)."""
     from scipy.ndimage import gaussian_filter
@@ -133,7 +164,8 @@ def n_bias_coeffs(rank: int, degree: int) -> int:
 
 # --- plumbing -------------------------------------------------------------------
 class _IntensityTransformer(MultiFieldTransformer):
-    """Applies `_apply(data, img, params)` to each non-label field; random ones draw `params` once."""
+    """Applies `_apply(data, img, params)` to each non-label field; random ones draw `params` once
+    per call, or once per item of a batched field (batch-by-transform crops)."""
 
     def __init__(self, fields: Any, field: Any = None, applied_keys: Any = None, applied_key: Any = None) -> None:
         super().__init__(resolve_fields(fields, field, applied_keys, applied_key, name=type(self).__name__))
@@ -146,11 +178,32 @@ class _IntensityTransformer(MultiFieldTransformer):
         raise NotImplementedError
 
     def transform(self, transform_ctx: TransformContext) -> TransformContext:
-        params = self._draw(transform_ctx.get_rng()) if not self.is_deterministic() else {}
-        if not self.is_deterministic():
+        if self.is_deterministic():
+            return self._apply_all(transform_ctx, {})
+        n = next((batch_size_of(transform_ctx.get(f)) for f in self.fields
+                  if batch_size_of(transform_ctx.get(f)) is not None), None)
+        rng = transform_ctx.get_rng()
+        if n is None:
+            params = self._draw(rng)
             transform_ctx.record(self.get_name(), dict(params or {"applied": False}))
-        if params is None:
-            return transform_ctx
+            return transform_ctx if params is None else self._apply_all(transform_ctx, params)
+        # batch-by-transform crops: every item gets its own draw (and its own min/max...)
+        draws = [self._draw(rng) for _ in range(n)]
+        transform_ctx.record(self.get_name(), {"per_item": [dict(d or {"applied": False}) for d in draws]})
+        for f in self.fields:
+            img = transform_ctx.get_image(f)
+            if is_label(img, f):
+                continue
+            if batch_size_of(img) is None:
+                if draws[0] is not None:
+                    transform_ctx.set_image(f, img.new_image(self._apply(img.get_data(), img, draws[0])))
+                continue
+            items = [one if d is None else one.new_image(self._apply(one.get_data(), one, d))
+                     for one, d in zip(unstack_batch(img), draws)]
+            transform_ctx.set_image(f, stack_batch(items))
+        return transform_ctx
+
+    def _apply_all(self, transform_ctx: TransformContext, params: dict[str, Any]) -> TransformContext:
         for f in self.fields:
             img = transform_ctx.get_image(f)
             if is_label(img, f):
@@ -222,6 +275,13 @@ def _range(value: Any, name: str, around: float = 0.0) -> tuple[float, float]:
         return float(value[0]), float(value[1])
     m = abs(float(value))
     return around - m, around + m
+
+
+def _pair(value: Any, name: str) -> tuple[float, float]:
+    """A number v -> (v, v); a [low, high] pair -> itself."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return _range(value, name)
+    return float(value), float(value)
 
 
 class ScaleIntensityOscillation(_RandomIntensity):
@@ -333,12 +393,16 @@ class AdjustContrast(_RandomIntensity):
 
 
 class AddGaussianNoise(_RandomIntensity):
-    """Add zero-mean Gaussian noise of the given variance, with a probability.
+    """Add Gaussian noise, with a probability: fixed variance (Clara), or a sampled std (MONAI).
 
     Args:
         fields: field(s) (also `field` / `applied_keys`).
         probability: chance to add noise (0.5).
-        variance: noise variance (0.1).
+        variance: noise variance (0.1), used when `std` is not given.
+        std: noise standard deviation: a number s (drawn from U(0, s) when `sample_std`, as
+            MONAI RandGaussianNoise does, else fixed), or a [low, high] range it is drawn from.
+        mean: noise mean (0.0).
+        sample_std: draw the std from U(0, std) (True, MONAI's default) for a number `std`.
 
     Example:
         >>> import numpy as np
@@ -351,24 +415,42 @@ class AddGaussianNoise(_RandomIntensity):
 
     def __init__(
         self, fields: Any = None, probability: float = 0.5, variance: float = 0.1, field: Any = None,
-        applied_keys: Any = None, applied_key: Any = None,
+        applied_keys: Any = None, applied_key: Any = None, std: Any = None, mean: float = 0.0,
+        sample_std: bool = True,
     ) -> None:
         super().__init__(fields, field, applied_keys, applied_key, probability)
         if variance < 0:
             raise ValueError(f"AddGaussianNoise: variance must be >= 0, got {variance}")
         self.variance = float(variance)
+        self.mean = float(mean)
+        self.std_range: tuple[float, float] | None = None
+        if std is not None:
+            if isinstance(std, (list, tuple)):
+                lo, hi = _range(std, "std")
+            else:
+                lo, hi = (0.0, float(std)) if sample_std else (float(std), float(std))
+            if lo < 0 or hi < lo:
+                raise ValueError(f"AddGaussianNoise: std must be >= 0 (a [low, high] range with low <= high), "
+                                 f"got {std!r}")
+            self.std_range = (lo, hi)
 
     def _draw(self, rng):
         if not self._apply_now(rng):
             return None
+        if self.std_range is None:
+            std = float(np.sqrt(self.variance))
+        else:
+            std = float(rng.uniform(*self.std_range))
         # the noise itself comes from a generator seeded by this draw: same seed -> same noise
-        return {"std": float(np.sqrt(self.variance)), "noise_seed": int(rng.integers(0, 2**31 - 1))}
+        return {"std": std, "mean": self.mean, "noise_seed": int(rng.integers(0, 2**31 - 1))}
 
     def _apply(self, data, img, params):
         noise_rng = np.random.default_rng(params["noise_seed"])
         out = noise_rng.standard_normal(data.shape, dtype=np.float32)
         out *= np.float32(params["std"])
         out += data
+        if params.get("mean"):
+            out += np.float32(params["mean"])
         return out
 
 
@@ -419,12 +501,71 @@ class NormalizeNonzeroIntensities(_IntensityTransformer):
         return _per_channel(img, data, normalize_nonzero)
 
 
-class RandomGaussianSmooth(_RandomIntensity):
-    """Random Gaussian blur with sigma ~ U(sigma_range) (voxels), per channel.
+class ScaleIntensityPercentiles(_IntensityTransformer):
+    """Normalise intensities by their percentiles: scale [p_lower, p_upper] to [b_min, b_max], or clip + z-score.
+
+    mode "scale" is MONAI's ScaleIntensityRangePercentiles (same `lower`, `upper`, `b_min`,
+    `b_max`, `clip`, `relative`, `channel_wise`); mode "zscore" clips to the percentiles and
+    standardises (nnU-Net's CT normalisation, per image). The statistics are per image
+    (per channel with `channel_wise`; per item of a batched field).
 
     Args:
         fields: field(s) (also `field` / `applied_keys`).
-        sigma_range: [low, high] of the blur's standard deviation (voxels).
+        lower, upper: percentiles in [0, 100] (0.5, 99.5).
+        b_min, b_max: output range of mode "scale" (0, 1). clip: clip to [b_min, b_max].
+        relative: MONAI's relative output range (b_min + (b_max - b_min) * percentile / 100).
+        channel_wise: statistics per channel. mode: "scale" or "zscore".
+        nonzero: statistics of the non-zero voxels only; zeros stay zero (skull-stripped MR).
+
+    Example:
+        >>> import numpy as np
+        >>> from ai4med.common.transform_ctx import TransformContext
+        >>> ctx = TransformContext({"image": MedicalImage(np.arange(101.0).reshape(1, 101), "HW")})
+        >>> out = ScaleIntensityPercentiles("image", lower=10, upper=90, clip=True)(ctx)["image"].get_data()
+        >>> out[0, [0, 50, 100]].tolist()
+        [0.0, 0.5, 1.0]
+    """
+
+    def __init__(
+        self, fields: Any = None, lower: float = 0.5, upper: float = 99.5, b_min: float = 0.0, b_max: float = 1.0,
+        clip: bool = False, relative: bool = False, channel_wise: bool = False, mode: str = "scale",
+        nonzero: bool = False, field: Any = None, applied_keys: Any = None, applied_key: Any = None,
+    ) -> None:
+        super().__init__(fields, field, applied_keys, applied_key)
+        if not 0.0 <= float(lower) <= float(upper) <= 100.0:
+            raise ValueError(f"ScaleIntensityPercentiles: need 0 <= lower <= upper <= 100, got {lower}, {upper}")
+        if mode not in ("scale", "zscore"):
+            raise ValueError(f"ScaleIntensityPercentiles: mode must be 'scale' or 'zscore', got {mode!r}")
+        self.lower, self.upper = float(lower), float(upper)
+        self.b_min, self.b_max = float(b_min), float(b_max)
+        self.clip, self.relative, self.channel_wise = bool(clip), bool(relative), bool(channel_wise)
+        self.mode, self.nonzero = mode, bool(nonzero)
+
+    def _one(self, v: np.ndarray) -> np.ndarray:
+        return scale_percentiles(v, self.lower, self.upper, self.b_min, self.b_max, self.clip, self.relative,
+                                 self.mode, self.nonzero)
+
+    def _apply(self, data, img, params):
+        sf = img.get_shape_format()
+        if self.channel_wise:
+            return _per_channel(img, data, self._one)
+        if sf.has_batch():
+            ax = sf.get_batch_axis()
+            return np.stack([self._one(np.take(data, i, axis=ax)) for i in range(data.shape[ax])], ax)
+        return self._one(data)
+
+
+class RandomGaussianSmooth(_RandomIntensity):
+    """Random Gaussian blur (voxels), per channel: one sigma ~ U(sigma_range), or one per axis.
+
+    With `sigma_x` / `sigma_y` / `sigma_z` (MONAI RandGaussianSmooth's arguments) each spatial
+    axis draws its own sigma from its range (an axis without one uses `sigma_range`).
+
+    Args:
+        fields: field(s) (also `field` / `applied_keys`).
+        sigma_range: [low, high] of the blur's standard deviation (voxels), all axes alike.
+        sigma_x, sigma_y, sigma_z: [low, high] per spatial axis (array axes 0, 1, 2 of the volume);
+            a number is a fixed sigma.
         probability: chance to apply (0.5).
 
     Example:
@@ -439,18 +580,32 @@ class RandomGaussianSmooth(_RandomIntensity):
 
     def __init__(
         self, fields: Any = None, sigma_range: Sequence[float] = (0.5, 1.5), probability: float = 0.5,
-        field: Any = None, applied_keys: Any = None, applied_key: Any = None,
+        field: Any = None, applied_keys: Any = None, applied_key: Any = None, sigma_x: Any = None,
+        sigma_y: Any = None, sigma_z: Any = None,
     ) -> None:
         super().__init__(fields, field, applied_keys, applied_key, probability)
         self.sigma_range = _range(sigma_range, "sigma_range")
+        axes = (sigma_x, sigma_y, sigma_z)
+        self.axis_ranges: list[tuple[float, float]] | None = None
+        if any(a is not None for a in axes):
+            self.axis_ranges = [self.sigma_range if a is None else _pair(a, n)
+                                for a, n in zip(axes, ("sigma_x", "sigma_y", "sigma_z"))]
+        for lo, hi in self.axis_ranges or [self.sigma_range]:
+            if lo < 0 or hi < lo:
+                raise ValueError(f"RandomGaussianSmooth: sigma ranges need 0 <= low <= high, got {(lo, hi)}")
 
     def _draw(self, rng):
         if not self._apply_now(rng):
             return None
-        return {"sigma": float(rng.uniform(*self.sigma_range))}
+        if self.axis_ranges is None:
+            return {"sigma": float(rng.uniform(*self.sigma_range))}
+        return {"sigma": [float(rng.uniform(lo, hi)) for lo, hi in self.axis_ranges]}
 
     def _apply(self, data, img, params):
-        return _per_channel(img, data, lambda v: gaussian_smooth(v, params["sigma"]))
+        sigma = params["sigma"]
+        if isinstance(sigma, list):
+            sigma = sigma[: img.get_shape_format().get_number_of_spatial_dims()]
+        return _per_channel(img, data, lambda v: gaussian_smooth(v, sigma))
 
 
 class RandomMRBiasField(_RandomIntensity):

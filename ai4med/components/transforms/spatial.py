@@ -36,11 +36,14 @@ from ai4med.components.transforms.utils import (
     affine_after_resize,
     affine_after_rot90,
     as_list,
+    batch_size_of,
     get_affine,
     is_label,
     resolve_fields,
     set_affine,
     spatial_shape,
+    stack_batch,
+    unstack_batch,
 )
 
 __all__ = [
@@ -653,6 +656,9 @@ class _RandomSpatial(_SpatialTransformer):
     def transform(self, transform_ctx: TransformContext) -> TransformContext:
         first = transform_ctx.get_image(self.fields[0])
         nd = first.get_shape_format().get_number_of_spatial_dims()
+        n = batch_size_of(first)
+        if n is not None:  # batch-by-transform crops: one draw per item
+            return self._transform_items(transform_ctx, nd, n)
         params = self._draw(transform_ctx.get_rng(), nd)
         transform_ctx.record(self.get_name(), dict(params or {"applied": False}))
         if params is None:
@@ -660,6 +666,19 @@ class _RandomSpatial(_SpatialTransformer):
         for f in self.fields:
             img = transform_ctx.get_image(f)
             transform_ctx.set_image(f, self._apply(img, f, params))
+        return transform_ctx
+
+    def _transform_items(self, transform_ctx: TransformContext, nd: int, n: int) -> TransformContext:
+        rng = transform_ctx.get_rng()
+        draws = [self._draw(rng, nd) for _ in range(n)]
+        transform_ctx.record(self.get_name(), {"per_item": [dict(d or {"applied": False}) for d in draws]})
+        for f in self.fields:
+            img = transform_ctx.get_image(f)
+            if batch_size_of(img) != n:
+                raise ValueError(f"{self.get_name()}: field {f!r} is not batched like {self.fields[0]!r} "
+                                 f"({n} crops)")
+            items = [one if d is None else self._apply(one, f, d) for one, d in zip(unstack_batch(img), draws)]
+            transform_ctx.set_image(f, stack_batch(items))
         return transform_ctx
 
 

@@ -29,6 +29,9 @@ __all__ = [
     "is_label",
     "spatial_shape",
     "apply_per_volume",
+    "batch_size_of",
+    "unstack_batch",
+    "stack_batch",
     "get_affine",
     "set_affine",
     "affine_after_crop",
@@ -123,6 +126,44 @@ def apply_per_volume(
     out = np.stack(outs, 0).reshape(lead + outs[0].shape)
     if perm != list(range(data.ndim)):
         out = np.transpose(out, np.argsort(perm))
+    return out
+
+
+def batch_size_of(img: Any) -> int | None:
+    """Number of items on the batch axis of a MedicalImage (batch-by-transform crops), else None."""
+    if not isinstance(img, MedicalImage) or not img.get_shape_format().has_batch():
+        return None
+    return int(img.shape[img.get_shape_format().get_batch_axis()])
+
+
+def unstack_batch(img: MedicalImage) -> list[MedicalImage]:
+    """The items of a batched image, each with its own AFFINE / CROP_BOX (kept by the crops)."""
+    sf = img.get_shape_format()
+    ax = sf.get_batch_axis()
+    affines = img.get_property("batch_affines")
+    boxes = img.get_property("batch_crop_boxes")
+    out = []
+    for i in range(img.shape[ax]):
+        one = img.new_image(np.take(img.get_data(), i, axis=ax), sf.without_batch())
+        props = one.get_properties()
+        props.pop("batch_affines", None)
+        props.pop("batch_crop_boxes", None)
+        if affines is not None and i < len(affines) and affines[i] is not None:
+            set_affine(one, affines[i])
+        if boxes is not None and i < len(boxes) and boxes[i] is not None:
+            props[ImageProperty.CROP_BOX] = boxes[i]
+        out.append(one)
+    return out
+
+
+def stack_batch(images: Sequence[MedicalImage]) -> MedicalImage:
+    """`unstack_batch`'s inverse: items -> one image with a leading batch axis (per-item geometry kept)."""
+    first = images[0]
+    data = np.stack([np.asarray(im.get_data(), dtype=np.result_type(*[i.get_data() for i in images]))
+                     for im in images])
+    out = first.new_image(data, first.get_shape_format().with_batch())
+    out.set_property("batch_affines", [im.get_property(ImageProperty.AFFINE) for im in images])
+    out.set_property("batch_crop_boxes", [im.get_property(ImageProperty.CROP_BOX) for im in images])
     return out
 
 

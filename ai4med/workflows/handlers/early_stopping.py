@@ -11,7 +11,8 @@ logger = logging.getLogger(__name__)
 
 class EarlyStopping:
     """Terminates training after `patience` validations without a key-metric improvement
-    of at least `min_delta`. The validation handler records `state.extra["validated_epoch"]`.
+    of at least `min_delta` (counted at `Events.VALIDATION_COMPLETED`, which the validation
+    handler fires after each run, per epoch or per N iterations).
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0) -> None:
@@ -23,11 +24,9 @@ class EarlyStopping:
         self._bad = 0
 
     def attach(self, engine: Engine) -> None:
-        engine.add_handler(Events.EPOCH_COMPLETED, self._check, name="early-stopping")
+        engine.add_handler(Events.VALIDATION_COMPLETED, self._check, name="early-stopping")
 
     def _check(self, engine: Engine) -> None:
-        if engine.state.extra.get("validated_epoch") != engine.state.epoch:
-            return
         value = engine.state.extra.get("key_metric_value")
         if value is None:
             return
@@ -36,6 +35,7 @@ class EarlyStopping:
             return
         self._bad += 1
         if self._bad >= self.patience:
-            logger.info("early stopping at epoch %d: no improvement for %d validations", engine.state.epoch,
+            logger.info("early stopping at epoch %d (iteration %d): no improvement for %d validations",
+                        engine.state.extra.get("validated_epoch", engine.state.epoch), engine.state.iteration,
                         self._bad)
             engine.terminate()

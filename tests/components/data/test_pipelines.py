@@ -407,3 +407,43 @@ def test_cache_is_not_mutated_by_random_suffix(dataset):
     for idx, ctx in p._cache_view.items():
         fresh = np.load(os.path.join(dataset, f"img{idx}.npy"))
         np.testing.assert_array_equal(ctx["image"].get_data()[0], fresh)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_duplicates_are_the_right_items_with_and_without_cache(tmp_path, cached):
+    items = []
+    for v in (1, 2, 3):
+        np.save(tmp_path / f"c{v}.npy", np.full(SHAPE, v, np.float32))
+        items.append({"image": str(tmp_path / f"c{v}.npy"), "label": str(tmp_path / f"c{v}.npy")})
+    loader = LoadNpy()
+    kwargs = {"num_cache_objects": 3, "replace_percent": 0.0} if cached else {}
+    cls = SegmentationImagePipelineWithCache if cached else SegmentationImagePipeline
+    p = cls(data_list=items, transforms=[loader, AddNoise()], output_crop_size=[-1, -1, -1], output_batch_size=6,
+            num_workers=0, shuffle=False, duplicate_count=2, seed=0, **kwargs)
+    (batch,) = list(p)
+    labels = batch["label"].flatten(1)
+    assert labels.min(1).values.tolist() == labels.max(1).values.tolist() == [1, 1, 2, 2, 3, 3]
+    img = batch["image"]
+    assert not torch.equal(img[0], img[1]) and not torch.equal(img[4], img[5])  # duplicates: distinct draws
+    np.testing.assert_allclose(img.flatten(1).mean(1).numpy(), [1, 1, 2, 2, 3, 3], atol=0.05)
+    if cached:  # each file loaded once (image + label), the duplicates start from the cached prefix
+        assert len(loader.calls) == 6
+        list(p)
+        assert len(loader.calls) == 6
+
+
+def test_cached_loader_chain_with_duplicates_and_batched_crops(dataset):
+    chain = [LoadNpy(), CropByPosNegRatio([8, 8, 8], ["image", "label"], "label", 1, 1, batch_size=2), AddNoise()]
+    p = SegmentationImagePipelineWithCache(
+        data_list_file_path=os.path.join(dataset, "datalist.json"), transforms=chain, output_crop_size=[8, 8, 8],
+        output_batch_size=2, num_workers=0, seed=1, num_cache_objects=3, replace_percent=0.34, shuffle=False,
+        duplicate_count=2, batched_by_transforms=True,
+    )
+    for _ in range(2):
+        batches = list(p)
+        assert [tuple(b["image"].shape) for b in batches] == [(4, 1, 8, 8, 8)] * 3  # 3 items x 2 dups x 2 crops
+        # image i is N(10 i, 1): every crop of a batch comes from the item the keys name
+        means = torch.cat([b["image"].flatten(1).mean(1) for b in batches]).numpy()
+        want = np.repeat([10 * i for i in p.cached_indices()], 4)
+        np.testing.assert_allclose(means, want, atol=1.0)
+    p.shutdown()

@@ -52,6 +52,7 @@ CASES: dict[str, tuple[str, dict]] = {
     "ScaleShiftIntensity": ("vol", {"fields": "image", "scale": 0.1, "shift": 0.1}),
     "RandomGaussianSmooth": ("vol", {"fields": "image", "probability": 1.0}),
     "RandomMRBiasField": ("vol", {"fields": "image", "probability": 1.0}),
+    "ScaleIntensityPercentiles": ("vol", {"fields": "image", "lower": 1, "upper": 99, "mode": "zscore"}),
     # spatial
     "ResampleVolume": ("vol", {"applied_key": "image", "resolution": [1.5, 2.0, 3.0], "target_resolution": [3.0, 3.0, 3.0]}),
     "ScaleByResolution": ("vol", {"fields": VOL, "target_resolution": [3.0, 3.0, 3.0]}),
