@@ -230,14 +230,18 @@ def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
         path = _local_model_path(local, app.root)
         device = resolve_device(settings.device)
         try:
-            ctx = open_model(path, device=device, precision="fp32", runtime=settings.runtime,
+            ctx = open_model(path, device=device, precision=getattr(settings, "precision", "fp32"),
+                             runtime=settings.runtime,
                              trust=bool(getattr(settings, "trust_checkpoint", False)))
         except UserError:
             raise
         except Exception as e:
             raise DeployError(f"cannot load the model {path}: {type(e).__name__}: {e}") from e
-        kind = {"onnx": "ONNX", "torchscript": "TorchScript", "checkpoint": "checkpoint"}[model_format(path)]
+        kind = {"onnx": "ONNX", "torchscript": "TorchScript", "checkpoint": "checkpoint",
+                "openvino": "OpenVINO IR"}[model_format(path)]
         line = f"local {kind} model {path} on {device}"
+        if getattr(settings, "precision", "fp32") == "int8":
+            line += f", INT8 ({getattr(ctx, 'model_path', '')})"
         if path.lower().endswith(".onnx"):
             engine = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[ctx.runtime]
             origin = settings.sources.get("runtime", "default")

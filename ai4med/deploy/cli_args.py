@@ -79,6 +79,9 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
                    help="what runs a local ONNX model: auto (OpenVINO on a CPU, 1.7x ONNX Runtime on the bench "
                         "UNet; ONNX Runtime with CUDA on a GPU), onnxruntime or openvino (CPU only) "
                         "(env AI4MED_DEPLOY_RUNTIME; default auto). TorchScript models and Triton are unaffected")
+    m.add_argument("--precision", choices=["fp32", "int8"], default=None,
+                   help="local model: fp32 (default), or int8: the INT8 model `ai4med export --int8` wrote beside it "
+                        "(<name>_int8.xml, OpenVINO on the CPU) (env AI4MED_DEPLOY_PRECISION)")
     m.add_argument("--device", default=None, help="local model: cpu, cuda, cuda:1 (default: cuda if available)")
 
     r = p.add_argument_group("run")

@@ -14,6 +14,7 @@ variables, then defaults (flag > variable > default).
 | Triton timeout   | `--triton_timeout`  | AI4MED_TRITON_TIMEOUT                         | 10 s                |
 | series filter    | `--series_filter`   | AI4MED_DEPLOY_SERIES_FILTER                   | every series        |
 | ONNX runtime     | `--runtime`         | AI4MED_DEPLOY_RUNTIME                         | auto (OpenVINO/CPU) |
+| precision        | `--precision`       | AI4MED_DEPLOY_PRECISION                       | fp32 (int8: INT8)   |
 | DICOMweb root    | `--dicomweb`        | AI4MED_DEPLOY_DICOMWEB                        | none (folders)      |
 | DICOM listener   | `--listen AE:PORT`  | AI4MED_DEPLOY_LISTEN                          | none                |
 | SEG destination  | `--destination`     | AI4MED_DEPLOY_DESTINATION                     | none                |
@@ -55,6 +56,7 @@ ENV = {
     "triton_timeout": ("AI4MED_TRITON_TIMEOUT",),
     "series_filter": ("AI4MED_DEPLOY_SERIES_FILTER",),
     "runtime": ("AI4MED_DEPLOY_RUNTIME",),
+    "precision": ("AI4MED_DEPLOY_PRECISION",),
     "dicomweb": ("AI4MED_DEPLOY_DICOMWEB",),
     "listen": ("AI4MED_DEPLOY_LISTEN",),
     "destination": ("AI4MED_DEPLOY_DESTINATION",),
@@ -62,9 +64,12 @@ ENV = {
     "output_format": ("AI4MED_DEPLOY_OUTPUT_FORMAT",),
 }
 DEFAULTS: dict[str, Any] = {"app": BASE_APP, "input": "/input", "output": "/output", "publish": "/publish",
-                            "logs": "/logs", "triton_timeout": 10.0, "runtime": "auto", "spool": "/spool"}
+                            "logs": "/logs", "triton_timeout": 10.0, "runtime": "auto", "spool": "/spool",
+                            "precision": "fp32"}
 #: what runs a local ONNX model: auto (OpenVINO on a CPU, else ONNX Runtime), onnxruntime, openvino
 RUNTIMES = ("auto", "onnxruntime", "openvino")
+#: how a local model runs: fp32 (exact), or int8 (the `ai4med export --int8` model beside it, on OpenVINO)
+PRECISIONS = ("fp32", "int8")
 #: what the writers produce: MetaImage files, or DICOM SEG objects (of a DICOM input)
 OUTPUT_FORMATS = ("mhd", "seg")
 
@@ -104,6 +109,7 @@ class DeploySettings:
     triton_timeout: float = 10.0
     series_filter: str | None = None
     runtime: str = "auto"
+    precision: str = "fp32"
     dicomweb: str | None = None
     study: str | None = None
     series: str | None = None
@@ -175,6 +181,11 @@ class DeploySettings:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {values['runtime']!r} "
                              f"({sources.get('runtime')})")
         values["runtime"] = runtime
+        precision = str(values.get("precision", "fp32")).strip().lower()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {values['precision']!r} "
+                             f"({sources.get('precision')})")
+        values["precision"] = precision
         if values.get("series_filter"):
             compile_series_filter(str(values["series_filter"]), sources.get("series_filter", ""))
         _check_pacs(values, sources, given)

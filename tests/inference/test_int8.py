@@ -88,3 +88,25 @@ def test_int8_below_the_bar_refuses_the_export(mmar, tmp_path, capsys):
     assert os.listdir(out) == []
     assert cli(["infer", "-m", mmar, "--precision", "int8", "-o", str(tmp_path / "x"), "--no_progress"]) == 1
     assert "ai4med export -m MMAR --int8" in capsys.readouterr().err  # models/ has no INT8 export
+
+
+def test_deploy_runs_the_int8_export(mmar, tmp_path):
+    """`ai4med deploy --precision int8 --model model.onnx` runs the INT8 model beside it (issue 16 item 3)."""
+    from ai4med.deploy.__main__ import main as deploy_main
+
+    out = tmp_path / "export"
+    assert cli(["export", "-m", mmar, "-o", str(out), "--no_triton", "--int8", "--int8_windows", "4"]) == 0
+    app = str(tmp_path / "app")
+    assert deploy_main(["--init_app", app, "--from_export", str(out)]) == 0
+    datalist = json.load(open(os.path.join(mmar, "config", "environment.json")))["DATASET_JSON"]
+    case = json.load(open(datalist))["validation"][0]["image"]
+    case = case if os.path.isabs(case) else os.path.join(os.path.dirname(datalist), case)
+    os.makedirs(tmp_path / "in")
+    os.symlink(case, tmp_path / "in" / os.path.basename(case))
+    logs = tmp_path / "logs"
+    assert deploy_main(["--app", app, "--model", str(out / "model.onnx"), "--precision", "int8", "--input",
+                        str(tmp_path / "in"), "--output", str(tmp_path / "o"), "--no_publish", "--logs", str(logs),
+                        "--no_progress"]) == 0
+    log = open(logs / "deploy.log").read()
+    assert "INT8" in log and "model_int8.xml" in log
+    assert len([f for f in os.listdir(tmp_path / "o") if f.endswith(".mhd")]) == 1
