@@ -151,6 +151,8 @@ def to_label_map(img: MedicalImage, threshold: float = 0.5) -> MedicalImage:
     if np.issubdtype(data.dtype, np.integer) or data.dtype == bool:
         out = data if not sf.has_channel() else (
             np.squeeze(data, sf.get_channel_axis()) if channels == 1 else np.argmax(data, sf.get_channel_axis()))
+    elif channels == 2 and sf.get_channel_axis() == 0:
+        out = data[1] > data[0]  # argmax of two channels (ties -> 0, as argmax), without its index pass
     elif channels > 1:
         out = np.argmax(data, axis=sf.get_channel_axis())
     else:
