@@ -245,7 +245,7 @@ def test_sigterm_exits_within_the_graceful_timeout(tmp_path):
 
     pool = build_models(str(tmp_path / "m"), roi=16)
     vol = str(tmp_path / "big.nii.gz")
-    write_volume(vol, shape=(160, 160, 160))  # 2744+ windows of 16^3: many seconds on CPU
+    write_volume(vol, shape=(288, 288, 288))  # 5832+ windows of 16^3 (and a 288^3 stitch): seconds on CPU
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
