@@ -10,7 +10,7 @@ its own process, in one run:
 - MONAI: the tutorial loop (CacheDataset of LoadImaged, EnsureChannelFirstd,
   NormalizeIntensityd(nonzero) + random RandCropByPosNegLabeld(48^3, pos 3, neg 1, 2 samples),
   RandAxisFlipd(0.5), RandScaleIntensityd / RandShiftIntensityd(0.1, 0.5); DataLoader(batch 1,
-  shuffle, num_workers=min(4, CPUs)); the same network (MONAI UNet 8-16-32-64, 1 residual unit,
+  shuffle, output_batch_size volumes x 2 crops, num_workers=min(4, CPUs)); the same network (MONAI UNet 8-16-32-64, 1 residual unit,
   batch norm), DiceCELoss(softmax), Adam lr 3e-3 with the config's cosine decay per epoch,
   sliding_window_inference(48^3, sw_batch 4) + DiceMetric(include_background=False) on the
   same validation cases every --val-every iterations).
@@ -95,6 +95,14 @@ def run_ai4med(work: Path, data: Path, progress: Progress, val_every: int) -> No
     if val_every % per_epoch:
         raise SystemExit(f"--val-every {val_every} is not a whole number of epochs ({per_epoch} iterations each)")
     trainer.settings.num_training_epoch_per_valid = val_every // per_epoch
+    step = trainer.step
+
+    def first_batch_logged(engine, batch):
+        if engine.state.iteration == 0:
+            print(f"first training batch: image {tuple(batch['image'].shape)}", flush=True)
+        return step(engine, batch)
+
+    trainer.step = first_batch_logged
     trainer.run()
 
 
@@ -134,7 +142,9 @@ def run_monai(work: Path, data: Path, progress: Progress, val_every: int, worker
     ])
     train_ds = CacheDataset(files["training"], train_tf, cache_rate=1.0, num_workers=workers)
     val_ds = CacheDataset(files["validation"], Compose(base), cache_rate=1.0, num_workers=workers)
-    train_loader = DataLoader(train_ds, batch_size=1, shuffle=True, num_workers=workers)
+    # the config's output_batch_size volumes per iteration, 2 crops each (as its batching crop)
+    volumes = cfg["train"]["image_pipeline"]["args"]["output_batch_size"]
+    train_loader = DataLoader(train_ds, batch_size=volumes, shuffle=True, num_workers=workers)
     val_loader = DataLoader(val_ds, batch_size=1, num_workers=workers)
     n_cls = margs["num_classes"]
     net = UNet(spatial_dims=3, in_channels=1, out_channels=n_cls, channels=margs["channels"],
@@ -150,6 +160,8 @@ def run_monai(work: Path, data: Path, progress: Progress, val_every: int, worker
             g["lr"] = lr0 * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         net.train()
         for batch in train_loader:
+            if iteration == 0:
+                print(f"first training batch: image {tuple(batch['image'].shape)}", flush=True)
             opt.zero_grad()
             loss = loss_fn(net(batch["image"]), batch["label"])
             loss.backward()
