@@ -331,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # masks: (a) vs (b), and each vs the labels
     import nibabel as nib
+    from scipy import ndimage
 
-    d_ab, d_amp, d_a_gt, d_b_gt = [], [], [], []
+    d_ab, d_amp, d_a_gt, d_b_gt, n_diff, n_band = [], [], [], [], 0, 0
     for it in index["items"]:
         n = it["name"]
         a = np.asarray(nib.load(runs / "ai4med" / n / f"{n}_model.nii.gz").dataobj)
@@ -341,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         gt = np.asarray(nib.load(it["label"]).dataobj)
         assert a.shape == b.shape == gt.shape, (n, a.shape, b.shape, gt.shape)
         d_ab.append(dice(a, b))
+        # where do they disagree? within 2 voxels of MONAI's mask boundary = resampling conventions
+        # (ai4med: argmax on the network grid, then nearest back; Invertd: probabilities interpolated, then argmax)
+        diff = (a > 0) != (b > 0)
+        band = ndimage.binary_dilation(b > 0, iterations=2) & ~ndimage.binary_erosion(b > 0, iterations=2)
+        n_diff, n_band = n_diff + int(diff.sum()), n_band + int((diff & band).sum())
         d_amp.append(dice(a, amp))
         d_a_gt.append(dice(a, gt))
         d_b_gt.append(dice(b, gt))
@@ -354,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in rows.items():
         print(f"{name:<44}{s:>9.1f}{s / n:>9.2f}{s / ref:>18.2f}x")
     print(f"\nmask Dice ai4med vs MONAI (per case): min {min(d_ab):.4f}, mean {np.mean(d_ab):.4f}")
+    print(f"voxels where they disagree: {n_diff}, {100.0 * n_band / max(n_diff, 1):.1f}% of them within 2 voxels of "
+          "MONAI's mask boundary")
     print(f"mask Dice ai4med default vs --amp: min {min(d_amp):.4f}")
     print(f"Dice vs ground-truth labels: ai4med mean {np.mean(d_a_gt):.4f}, MONAI mean {np.mean(d_b_gt):.4f}")
     if not args.skip_nnunet:
