@@ -367,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_nnunet:
         print("nnU-Net rows: random weights (timing only; its cost does not depend on the weights)")
     if min(d_ab) < 0.99:
-        print(f"WARNING: ai4med vs MONAI mask Dice {min(d_ab):.4f} < 0.99")
+        print(f"WARNING: ai4med vs MONAI mask Dice {min(d_ab):.4f} < 0.99 (why: bench/e2e_conventions.py with the "
+              "same flags)")
     print(f"ai4med --amp speedup vs MONAI: {rows['MONAI bundle-style pipeline'] / rows[list(rows)[1]]:.2f}")
     print(f"BENCH e2e_speedup_vs_monai {rows['MONAI bundle-style pipeline'] / ref:.3f}")
     if not args.skip_nnunet:
