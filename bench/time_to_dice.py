@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
 
         make_mni152_dataset(str(data), num_cases=args.cases, seed=0)
     n_train = len(json.loads((data / "datalist.json").read_text())["training"])
-    val_every = args.val_every or _demo_config()["num_training_epoch_per_valid"] * n_train
+    demo = _demo_config()  # an epoch is ceil(training cases / output_batch_size) iterations
+    per_epoch = -(-n_train // demo["train"]["image_pipeline"]["args"]["output_batch_size"])
+    val_every = args.val_every or demo["num_training_epoch_per_valid"] * per_epoch
     if args.worker:
         import logging
 
