@@ -21,7 +21,7 @@ Reported: wall time from process start until the mean validation Dice first reac
 Full run (the lead runs it on a quiet machine):
     .venv/bin/python bench/time_to_dice.py
 Quick check:
-    .venv/bin/python bench/time_to_dice.py --cases 3 --val-every 2 --cap 60 --target 0.3
+    .venv/bin/python bench/time_to_dice.py --cases 3 --val-every 2 --cap 60 --target 0.2
 
 Ends with `BENCH time_to_dice_speedup_vs_monai <MONAI s / ai4med s>` (or, when a side never
 reaches the target within the cap, a line saying so and no ratio).
