@@ -9,9 +9,9 @@ its own process, in one run:
   `num_training_epoch_per_valid` set so that it validates every --val-every iterations;
 - MONAI: the tutorial loop (CacheDataset of LoadImaged, EnsureChannelFirstd,
   NormalizeIntensityd(nonzero) + random RandCropByPosNegLabeld(48^3, pos 3, neg 1, 2 samples),
-  RandAxisFlipd(0.5), RandScaleIntensityd / RandShiftIntensityd(0.1, 0.5); DataLoader(batch 1,
-  shuffle, output_batch_size volumes x 2 crops, num_workers=min(4, CPUs), persistent); the same network (MONAI UNet 8-16-32-64, 1 residual unit,
-  batch norm), DiceCELoss(softmax), Adam lr 3e-3 with the config's cosine decay per epoch,
+  RandAxisFlipd(0.5), RandScaleIntensityd / RandShiftIntensityd(0.1, 0.5); DataLoader(shuffle,
+  the config's output_batch_size volumes x 2 crops, num_workers=min(4, CPUs), persistent); the
+  same network (MONAI UNet 8-16-32-64, 1 residual unit, batch norm), DiceCELoss(softmax), Adam lr 3e-3 with the config's cosine decay per epoch,
   sliding_window_inference(48^3, sw_batch 4) + DiceMetric(include_background=False) on the
   same validation cases every --val-every iterations).
 
