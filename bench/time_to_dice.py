@@ -11,8 +11,8 @@ its own process, in one run:
   NormalizeIntensityd(nonzero) + random RandCropByPosNegLabeld(48^3, pos 3, neg 1, 2 samples),
   RandAxisFlipd(0.5), RandScaleIntensityd / RandShiftIntensityd(0.1, 0.5); DataLoader(shuffle,
   the config's output_batch_size volumes x 2 crops, num_workers=min(4, CPUs), persistent); the
-  same network (MONAI UNet 8-16-32-64, 1 residual unit, batch norm), DiceCELoss(softmax), Adam lr 3e-3 with the config's cosine decay per epoch,
-  sliding_window_inference(48^3, sw_batch 4) + DiceMetric(include_background=False) on the
+  same network (MONAI UNet 8-16-32-64, 1 residual unit, batch norm), DiceCELoss(softmax), Adam
+  lr 3e-3 with the config's cosine decay per epoch, sliding_window_inference(48^3, sw_batch 4) + DiceMetric(include_background=False) on the
   same validation cases every --val-every iterations).
 
 Reported: wall time from process start until the mean validation Dice first reaches --target
