@@ -13,7 +13,8 @@ template with the sections that depend on training taken from the config:
 * `inferer`: the template's `TRTISScanWindowInferer` (Triton address defaults kept) with the
   validation inferer's window (`roi_size`, `batch_size`, `overlap`, `blend_mode`, ...);
 * `post_transforms`: the validation post-transforms when the config has some (label fields
-  dropped), else the template's argmax + restore to the input grid (what `ai4med infer` does);
+  dropped), else the template's `SegmentationPostProcess` (probabilities back onto the input grid,
+  then argmax: what `ai4med infer` does);
 * `model_loader`, `writers` and anything else: the template's.
 
 Example:

@@ -8,12 +8,13 @@ annotation server's engines, the deploy app):
 2. **infer**: the inferer runs the image field on the inference context; the first output
    becomes the field `model`, a `MedicalImage` with the image's geometry (its AFFINE is the
    grid the network saw);
-3. **post**: the configured post-transforms, as configured (none: `SegmentationPostProcess`,
-   argmax over channels or threshold, back onto the input grid);
+3. **post**: the configured post-transforms, as configured (none: `SegmentationPostProcess`:
+   the probabilities back onto the input grid, then argmax over channels or threshold);
 4. **result**: `result()` gives a label map of a field on the grid the image was loaded on:
-   float probabilities become labels (argmax for several channels, `> threshold` for one), and
-   a map still on the network's grid (cropped, resampled) is brought back through the AFFINEs
-   (nearest neighbour, zeros outside what the network saw);
+   probabilities still on the network's grid (cropped, resampled) are brought back through the
+   AFFINEs linearly (zeros outside what the network saw) and labelled there (argmax for several
+   channels, `> threshold` for one), as MONAI's Invertd and nnU-Net do; a label map comes back
+   with nearest neighbour;
 5. **write**: the writers write what they are configured to write.
 
 Every stage is timed (`CaseOutput.seconds`: pre, infer, post, write).
@@ -43,9 +44,19 @@ import numpy as np
 from ai4med.common.constants import ImageProperty
 from ai4med.common.medical_image import MedicalImage
 from ai4med.common.transform_ctx import TransformContext
+from ai4med.components.transforms.restore import (  # the one label rule, also a transform
+    SegmentationPostProcess,
+    grid_of,
+    restore_to_input,
+    same_grid,
+    spatial_data,
+    to_grid,
+    to_input_labels,
+    to_label_map,
+)
 
 __all__ = ["CasePipeline", "CaseOutput", "SegmentationPostProcess", "to_label_map", "to_grid", "grid_of",
-           "same_grid", "restore_to_input", "without_field", "run_chain", "spatial_data"]
+           "same_grid", "restore_to_input", "to_input_labels", "without_field", "run_chain", "spatial_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,138 +85,6 @@ def without_field(transforms: Iterable[Any], name: str) -> list[Any]:
             continue
         out.append(t)
     return out
-
-
-# --- grids and label maps ------------------------------------------------------------------------
-def spatial_data(img: MedicalImage) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(data with spatial axes last and at most one leading channel axis, spatial shape)."""
-    sf = img.get_shape_format()
-    data = img.get_data()
-    axes = list(sf.get_spatial_axes())
-    other = [i for i in range(data.ndim) if i not in axes]
-    data = np.transpose(data, other + axes) if other + axes != list(range(data.ndim)) else data
-    spatial = tuple(data.shape[len(other):])
-    return data.reshape((-1, *spatial)) if other else data, spatial
-
-
-def grid_of(img: MedicalImage) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(affine, spatial shape) of an image (identity scaled by SPACING when it has no AFFINE)."""
-    from ai4med.components.transforms.spatial import _affine_or_identity
-
-    _, spatial = spatial_data(img)
-    return np.asarray(_affine_or_identity(img), np.float64), spatial
-
-
-def same_grid(a: tuple[np.ndarray, Sequence[int]], b: tuple[np.ndarray, Sequence[int]], atol: float = 1e-4) -> bool:
-    return tuple(a[1]) == tuple(b[1]) and bool(np.allclose(a[0], b[0], atol=atol))
-
-
-def to_grid(img: MedicalImage, affine: np.ndarray, shape: Sequence[int], order: int | None = None) -> MedicalImage:
-    """`img` resampled onto the grid (`affine`, `shape`) through its own AFFINE (nearest for label maps,
-    zeros outside); returned as is when it is already on that grid."""
-    from ai4med.components.transforms.spatial import resample_to_grid
-    from ai4med.components.transforms.utils import set_affine
-
-    own = grid_of(img)
-    target = (np.asarray(affine, np.float64), tuple(int(s) for s in shape))
-    if same_grid(own, target, atol=1e-6):
-        return img
-    data = img.get_data()
-    if order is None:
-        order = 0 if (np.issubdtype(data.dtype, np.integer) or data.dtype == bool) else 1
-    sf = img.get_shape_format()
-    out = resample_to_grid(data, own[0], target[0], target[1], order, "zeros", sf.get_spatial_axes())
-    if order == 0:
-        out = out.astype(data.dtype, copy=False)
-    res = img.new_image(out, sf)
-    set_affine(res, target[0])
-    return res
-
-
-def restore_to_input(img: MedicalImage, src: MedicalImage | None) -> MedicalImage:
-    """`img` on the grid `src` was loaded on (its ORIGINAL_AFFINE / ORIGINAL_SHAPE), geometry copied."""
-    if src is None or src.get_property(ImageProperty.ORIGINAL_SHAPE) is None:
-        return img
-    from ai4med.components.transforms.spatial import _affine_or_identity
-
-    _, spatial = spatial_data(img)
-    shape = tuple(int(s) for s in src.get_property(ImageProperty.ORIGINAL_SHAPE))[-len(spatial):]
-    orig = src.get_property(ImageProperty.ORIGINAL_AFFINE)
-    affine = np.asarray(orig, np.float64) if orig is not None else _affine_or_identity(src)
-    out = to_grid(img, affine, shape)
-    for key in (ImageProperty.ORIGINAL_SHAPE, ImageProperty.ORIGINAL_AFFINE, ImageProperty.ORIGINAL_SPACING,
-                ImageProperty.FILENAME):
-        if src.get_property(key) is not None:
-            out.set_property(key, src.get_property(key))
-    return out
-
-
-def to_label_map(img: MedicalImage, threshold: float = 0.5) -> MedicalImage:
-    """A label map without channel axis (uint8): integer data as it is, several channels by argmax,
-    one channel of probabilities by `> threshold`. The one rule of every door."""
-    sf = img.get_shape_format()
-    data = img.get_data()
-    if sf.has_batch():
-        raise ValueError(f"a batch of predictions ({sf}) is not one label map")
-    channels = data.shape[sf.get_channel_axis()] if sf.has_channel() else 1
-    if np.issubdtype(data.dtype, np.integer) or data.dtype == bool:
-        out = data if not sf.has_channel() else (
-            np.squeeze(data, sf.get_channel_axis()) if channels == 1 else np.argmax(data, sf.get_channel_axis()))
-    elif channels == 2 and sf.get_channel_axis() == 0:
-        out = data[1] > data[0]  # argmax of two channels (ties -> 0, as argmax), without its index pass
-    elif channels > 1:
-        out = np.argmax(data, axis=sf.get_channel_axis())
-    else:
-        squeezed = np.squeeze(data, sf.get_channel_axis()) if sf.has_channel() else data
-        out = squeezed > threshold
-    new_sf = sf.without_channel() if sf.has_channel() else sf
-    if out.max(initial=0) > 255:
-        return img.new_image(out.astype(np.int32, copy=False), new_sf)
-    return img.new_image(out.astype(np.uint8, copy=False), new_sf)
-
-
-class SegmentationPostProcess:
-    """The default post-processing (a transform): `to_label_map` (argmax, or `> threshold` for one
-    channel), optionally the largest connected component of each class, then back onto the grid the
-    image was loaded on. Keeps a channel axis of 1 (what the metrics expect).
-
-    Args:
-        field: the prediction field ("model"). src_field: the image field ("image").
-        threshold: for single-channel predictions. keep_largest_cc: clean each class.
-        restore: return to the input's original grid.
-
-    Example:
-        >>> ctx = TransformContext({"model": MedicalImage(np.array([[[[0.2, 0.9]]], [[[0.8, 0.1]]]]), "CDHW")})
-        >>> SegmentationPostProcess(restore=False).transform(ctx)["model"].get_data().tolist()
-        [[[[1, 0]]]]
-    """
-
-    def __init__(self, field: str = "model", src_field: str = "image", threshold: float = 0.5,
-                 keep_largest_cc: bool = False, restore: bool = True) -> None:
-        self.field = field
-        self.src_field = src_field
-        self.threshold = float(threshold)
-        self.keep_largest_cc = bool(keep_largest_cc)
-        self.restore = bool(restore)
-
-    def is_deterministic(self) -> bool:
-        return True
-
-    def transform(self, transform_ctx: TransformContext) -> TransformContext:
-        img = to_label_map(transform_ctx.get_image(self.field), self.threshold)
-        if self.keep_largest_cc:
-            from ai4med.components.transforms.post import KeepLargestCC
-
-            transform_ctx.set_image(self.field, img)
-            KeepLargestCC(self.field).transform(transform_ctx)
-            img = transform_ctx.get_image(self.field)
-        if self.restore:
-            src = transform_ctx.get(self.src_field)
-            img = restore_to_input(img, src if isinstance(src, MedicalImage) else None)
-        sf = img.get_shape_format()
-        img = img.new_image(np.expand_dims(img.get_data(), 0), sf.with_channel(first=True))
-        transform_ctx.set_image(self.field, img)
-        return transform_ctx
 
 
 def short_error(exc: BaseException, limit: int = 300) -> str:
@@ -334,10 +213,10 @@ class CasePipeline:
                        "writers' fields)")
 
     def result(self, ctx: TransformContext, field_name: str | None = None) -> MedicalImage:
-        """The label map of the result field on the grid the image was loaded on."""
+        """The label map of the result field on the grid the image was loaded on (`to_input_labels`)."""
         img = ctx.get_image(field_name or self.result_name(ctx))
         src = ctx.get(self.image_field)
-        return restore_to_input(to_label_map(img, self.threshold), src if isinstance(src, MedicalImage) else None)
+        return to_input_labels(img, src if isinstance(src, MedicalImage) else None, self.threshold)
 
     def write(self, ctx: TransformContext, output_dir: str | None) -> list[str]:
         written: list[str] = []

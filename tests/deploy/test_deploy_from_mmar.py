@@ -179,7 +179,7 @@ def test_derivation_resolves_refs_and_drops_labels(tmp_path) -> None:
     # without validation post-transforms: the base app's argmax + restore; the app folder loads
     del cfg["validate"]["post_transforms"]
     doc = derive_inference_config(cfg)
-    assert [t["name"] for t in doc["post_transforms"]] == ["ArgmaxAcrossChannels", "RestoreOriginalShape"]
+    assert [t["name"] for t in doc["post_transforms"]] == ["SegmentationPostProcess"]  # what `ai4med infer` runs
     app = tmp_path / "app"
     os.makedirs(app / "config")
     (app / "config" / "config_inference.json").write_text(json.dumps(doc))

@@ -86,5 +86,6 @@ REGISTRY = Registry(
         "ThresholdValues": f"{_P}.post:ThresholdValues",
         "ArgmaxAcrossChannels": f"{_P}.post:ArgmaxAcrossChannels",
         "KeepLargestCC": f"{_P}.post:KeepLargestCC",
+        "SegmentationPostProcess": f"{_P}.restore:SegmentationPostProcess",
     },
 )

@@ -105,6 +105,7 @@ CASES: dict[str, tuple[str, dict]] = {
     "ThresholdValues": ("model", {"fields": "model", "threshold": 0.5}),
     "ArgmaxAcrossChannels": ("model", {"fields": "model"}),
     "KeepLargestCC": ("vol", {"fields": "label"}),
+    "SegmentationPostProcess": ("model", {"field": "model", "src_field": "image"}),
 }
 
 #: transforms that only read metadata (they add a list field, no image)
