@@ -66,6 +66,8 @@ def _add_train_like(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config globals/variables (typed: numbers, true/false, JSON lists)")
     p.add_argument("--resume", action="store_true", help="continue from models/last_checkpoint.pt")
+    p.add_argument("--fold", type=int, default=None,
+                   help="cross-validation fold K: train on the other folds of the datalist, validate on K")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
 
 

@@ -17,6 +17,8 @@ def resolve_run(args: argparse.Namespace, default_config: str = "config/config_t
     from ai4med.config.workflow_config import load_config
 
     overrides = parse_overrides(args.set or [])
+    if args.task and getattr(args, "fold", None) is not None:
+        raise UserError("--fold needs the MMAR form (-m MMAR)")
     if args.task:  # seed 004: train segmentation -e CONFIG -d DATALIST -r OUTPUT [-c CKPT] [--file_root ROOT]
         if not args.e:
             raise UserError("the seed form needs -e TRAIN_CONFIG (e.g. `ai4med train segmentation -e config.json "
@@ -41,6 +43,10 @@ def resolve_run(args: argparse.Namespace, default_config: str = "config/config_t
     if args.file_root:
         overrides.setdefault("DATA_ROOT", os.path.abspath(args.file_root))
     cfg = load_config(config, env, overrides, mmar_root=root)
+    if getattr(args, "fold", None) is not None:  # cross-validation: see apps/_folds.py
+        from ai4med.apps._folds import fold_overrides
+
+        cfg = load_config(config, env, fold_overrides(cfg, int(args.fold), overrides), mmar_root=root)
     ckpt_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_CKPT_DIR", "models")))
     eval_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_EVAL_OUTPUT_PATH", "eval")))
     pretrained = cfg.variables.get("MMAR_CKPT")
