@@ -99,6 +99,8 @@ COMMANDS: dict[str, tuple[str, str, Adder | str, tuple[str, ...]]] = {
               "ai4med.server.cli_args:add_serve_args", ("start_aas",)),
     "deploy": ("ai4med.deploy.app:run", "base inference application: input folder -> segmentations + render files",
                "ai4med.deploy.cli_args:add_deploy_args", ()),
+    "plan": ("ai4med.apps.plan:run", "fingerprint a dataset and write a tuned MMAR (nnU-Net-style planning)",
+             "ai4med.apps.plan:add_plan_args", ()),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
                        _add_check_datalist, ()),
 }

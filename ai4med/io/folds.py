@@ -75,26 +75,28 @@ def split_fold(items: Sequence[dict[str, Any]], fold: int, where: str = "datalis
 
 
 def write_fold_datalist(datalist: str, fold: int, out_path: str, base_dir: str | None = None) -> str:
-    """Write the fold-`fold` datalist of `datalist` to `out_path` (paths made absolute, then relative).
+    """Write the fold-`fold` datalist of `datalist` to `out_path`, with absolute paths.
 
     Relative paths are resolved against `base_dir` (the config's DATA_ROOT) when given, else the
-    datalist's folder, as the image pipeline would; the written file keeps them valid from its
-    own folder.
+    datalist's folder, as the image pipeline would; absolute paths stay valid whatever base the
+    pipeline reading the new file is given.
     """
-    from ai4med.io.datalist import load_datalists, read_datalist_json, write_datalist
+    import json
+
+    from ai4med.io.atomic import atomic_write_text
+    from ai4med.io.datalist import load_datalists, read_datalist_json
 
     data = read_datalist_json(datalist)
     keys = [k for k, v in data.items() if isinstance(v, list) and any(isinstance(i, dict) and "fold" in i for i in v)]
     items = fold_items({k: data[k] for k in keys}, datalist)
-    resolved = load_datalists(datalist, keys, base_dir=base_dir, check_files=False)
-    by_key = {}
+    resolved = load_datalists(datalist, keys, base_dir=base_dir, check_files=False, path_keys=("image", "label"))
+    by_key: dict[str, dict[str, Any]] = {}
     for k in keys:
         for raw, full in zip(data[k], resolved[k]):
             if isinstance(raw, dict) and "fold" in raw:
                 by_key.setdefault(_key(raw), full)
-    full_items = [by_key[_key(it)] for it in items]
-    train, val = split_fold(full_items, fold, datalist)
+    train, val = split_fold([by_key[_key(it)] for it in items], fold, datalist)
     meta = {k: v for k, v in data.items() if not isinstance(v, list)}
-    meta["fold"] = fold
-    meta["source_datalist"] = os.path.abspath(datalist)
-    return write_datalist(out_path, {**meta, "training": train, "validation": val})
+    meta.update({"fold": fold, "source_datalist": os.path.abspath(datalist)})
+    out = {**meta, "training": train, "validation": val}
+    return atomic_write_text(os.path.abspath(out_path), json.dumps(out, indent=2) + "\n")
