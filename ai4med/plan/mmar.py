@@ -82,8 +82,8 @@ def train_config(plans: dict[str, Any], num_cache: int) -> dict[str, Any]:
             "pre_transforms": train_pre,
             "image_pipeline": {"name": "SegmentationImagePipelineWithCache", "args": {
                 "data_list_file_path": "{DATASET_JSON}", "data_file_base_dir": "{DATA_ROOT}",
-                "data_list_key": "training", "output_crop_size": patch, "output_batch_size": batch,
-                "batched_by_transforms": True, "num_workers": 0, "num_cache_objects": num_cache,
+                "data_list_key": "training", "output_crop_size": patch, "output_batch_size": 1,
+                "batched_by_transforms": True,  # one volume -> `batch` crops: batch = samples per step "num_workers": 0, "num_cache_objects": num_cache,
                 "replace_percent": 0.0}},
             "aux_ops": [{"name": "ComputeDice", "args": {"tag": "dice", "skip_background": True}}],
         },

@@ -16,13 +16,14 @@ import numpy as np
 
 from ai4med.errors import UserError
 from ai4med.plan import rules
-from ai4med.plan.memory import measure_step, net_args
+from ai4med.plan.memory import measure_steps, net_args
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Budget", "BUDGETS", "resolve_budget", "make_plans"]
 
 GIB = 1024**3
+MIN_LEVELS = 3
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "cpu": Budget("cpu", "cpu", "cpu", 2 * GIB, time_s=3600, edge=96, base_features=16, max_features=256,
-                  min_iterations=500),
+                  min_iterations=250),
     **{f"gpu{g}": Budget(f"gpu{g}", "gpu", "cuda", g * GIB) for g in (8, 11, 16, 24, 40, 80)},
 }
 
@@ -86,37 +87,39 @@ def _topology(spacing: Sequence[float], patch: Sequence[int], budget: Budget, in
 
 
 class _Meter:
-    """Per-topology linear model of step memory and time, calibrated by measurement."""
+    """Per-topology linear model of step memory and time (`a + b * voxels`), from two measured sizes."""
 
-    def __init__(self, budget: Budget, measure: Callable[..., dict[str, float]]) -> None:
+    def __init__(self, budget: Budget, measure: Callable[..., list[dict[str, Any]]]) -> None:
         self.budget, self.measure = budget, measure
-        self.calib: dict[str, tuple[float, float, float]] = {}  # topology -> (fixed, bytes/voxel, s/voxel)
-        self.runs: list[dict[str, float]] = []
+        self.calib: dict[str, tuple[float, float, float, float]] = {}
+        self.runs: list[dict[str, Any]] = []
 
     def _key(self, args: dict[str, Any]) -> str:
         return repr((args["strides"], args["kernel_size"], args["filters"]))
 
-    def run(self, args: dict[str, Any], patch: Sequence[int], batch: int) -> dict[str, float]:
-        res = self.measure(args, list(patch), batch, self.budget.device)
-        self.runs.append(res)
-        fixed = 3.0 * res["param_bytes"]  # gradients + Adam's two moments
-        vox = float(np.prod(patch)) * batch
-        self.calib[self._key(args)] = (fixed, max(res["peak_bytes"] - fixed, 0.0) / vox, res["step_seconds"] / vox)
+    def run(self, args: dict[str, Any], shapes: list[tuple[list[int], int]]) -> list[dict[str, Any]]:
+        res = self.measure(args, shapes, self.budget.device)
+        self.runs.extend(res)
         return res
 
     def estimate(self, args: dict[str, Any], patch: Sequence[int], batch: int) -> tuple[float, float]:
         key = self._key(args)
-        if key not in self.calib:  # probe: the smallest input this topology takes, 2 voxels at the bottleneck
+        if key not in self.calib:  # 2 and 4 voxels at the bottleneck, batch 1: a line through both
             div = np.prod(np.asarray(args["strides"]), axis=0)
-            self.run(args, [int(2 * d) for d in div], 1)
-        fixed, per_vox, sec_vox = self.calib[key]
+            small, big = self.run(args, [([int(2 * d) for d in div], 1), ([int(4 * d) for d in div], 1)])
+            v1, v2 = float(np.prod(small["patch"])), float(np.prod(big["patch"]))
+            m_slope = max(big["peak_bytes"] - small["peak_bytes"], 0.0) / (v2 - v1)
+            t_slope = max(big["step_seconds"] - small["step_seconds"], 0.0) / (v2 - v1)
+            self.calib[key] = (max(small["peak_bytes"] - m_slope * v1, 0.0), m_slope,
+                               max(small["step_seconds"] - t_slope * v1, 0.0), t_slope)
+        m0, m1, t0, t1 = self.calib[key]
         vox = float(np.prod(patch)) * batch
-        return fixed + per_vox * vox, sec_vox * vox
+        return m0 + m1 * vox, t0 + t1 * vox
 
 
 def make_plans(
     fp: dict[str, Any], modalities: Sequence[str], budget: Budget, num_classes: int | None = None,
-    num_folds: int = 5, measure: Callable[..., dict[str, float]] = measure_step, crop_foreground: bool | None = None,
+    num_folds: int = 5, measure: Callable[..., list[dict[str, Any]]] = measure_steps, crop_foreground: bool | None = None,
 ) -> dict[str, Any]:
     """The plans for fingerprint `fp` (see `fingerprint.dataset_fingerprint`) under `budget`."""
     cases = fp["cases"]
@@ -146,35 +149,46 @@ def make_plans(
     n_train = max(1, len(cases) - int(np.ceil(len(cases) / num_folds)))
     dataset_voxels = float(sum(np.prod(s) for s in resampled)) * in_ch
 
-    def fits(p: list[int], batch: int = 2) -> bool:
+    timed = budget.kind == "cpu" and bool(budget.time_s) and budget.min_iterations > 0
+
+    def fits(p: list[int], batch: int = 2, use_time: bool = True) -> bool:
         p, args = _topology(spacing, p, budget, in_ch, n_cls)
+        if len(args["strides"]) < MIN_LEVELS:  # DynUnet needs 3 levels; a smaller patch would not have them
+            return False
         mem, sec = meter.estimate(args, p, batch)
         ok = mem <= budget.memory_bytes
-        if budget.kind == "cpu" and budget.time_s and budget.min_iterations:
+        if timed and use_time:
             ok = ok and sec * budget.min_iterations <= 0.9 * budget.time_s
         logger.debug("patch %s batch %d: ~%.0f MiB, ~%.2f s/step -> %s", p, batch, mem / 2**20, sec, ok)
         return ok
 
     try:
-        patch = rules.fit_patch_size(spacing, median_shape, fits, edge=budget.edge)
-    except ValueError as exc:
-        raise UserError(f"{exc} (budget {budget.name}: {budget.memory_bytes / GIB:.2f} GiB"
-                        f"{f', {budget.time_s:.0f} s' if budget.time_s else ''})") from None
+        try:
+            patch = rules.fit_patch_size(spacing, median_shape, fits, edge=budget.edge)
+        except rules.NoFitError:
+            if not timed:
+                raise
+            logger.warning("no patch allows %d training steps in %.0f s; planning for memory alone",
+                           budget.min_iterations, budget.time_s)
+            timed = False
+            patch = rules.fit_patch_size(spacing, median_shape, fits, edge=budget.edge)
+    except rules.NoFitError as exc:
+        raise UserError(f"{exc} (budget {budget.name}: {budget.memory_bytes / GIB:.2f} GiB)") from None
     patch, args = _topology(spacing, patch, budget, in_ch, n_cls)
-    res = meter.run(args, patch, 2)  # measured at the minimum batch, then batch filled from it
+    res = meter.run(args, [(patch, 2)])[0]  # measured at the minimum batch, then batch filled from it
     for _ in range(10):  # the linear estimate may be low: shrink until the measurement fits
         if res["peak_bytes"] <= budget.memory_bytes:
             break
         patch, args = _topology(spacing, rules.reduce_patch_axis(patch, median_shape, spacing), budget, in_ch, n_cls)
-        res = meter.run(args, patch, 2)
-    fixed = 3.0 * res["param_bytes"]
+        res = meter.run(args, [(patch, 2)])[0]
+    fixed = 3.0 * res["param_bytes"]  # gradients and Adam's two moments do not grow with the batch
     per_sample_mem = max(res["peak_bytes"] - fixed, 1.0) / 2
     batch = rules.batch_size_for(budget.memory_bytes, fixed, per_sample_mem, dataset_voxels, patch)
-    if budget.kind == "cpu" and budget.time_s and budget.min_iterations:  # keep the step within the time rule
+    if timed:  # keep the step within the time rule
         per_sample_s = res["step_seconds"] / 2
         batch = max(2, min(batch, int(0.9 * budget.time_s / budget.min_iterations / per_sample_s)))
     if batch != 2:
-        res = meter.run(args, patch, batch)
+        res = meter.run(args, [(patch, batch)])[0]
     length = rules.training_length(n_train, res["step_seconds"], budget.time_s if budget.kind == "cpu" else None)
     mirror = rules.mirror_axes(len(spacing))
     if budget.kind == "cpu":

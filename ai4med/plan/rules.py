@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "ANISOTROPY_THRESHOLD",
+    "NoFitError",
     "target_spacing",
     "is_anisotropic",
     "use_nonzero_mask",
@@ -32,6 +33,10 @@ __all__ = [
     "foreground_sampling",
     "training_length",
 ]
+
+class NoFitError(ValueError):
+    """No candidate patch passes the budget test."""
+
 
 #: planner `ANISO_THRESHOLD`: an axis whose spacing exceeds 3x the others' is "low resolution"
 ANISOTROPY_THRESHOLD = 3.0
@@ -223,7 +228,7 @@ def fit_patch_size(
         if new == patch:
             break
         patch = new
-    raise ValueError(f"no patch size fits the budget (smallest tried {patch}); give a larger --budget")
+    raise NoFitError(f"no patch size fits the budget (smallest tried {patch}); give a larger --budget")
 
 
 def batch_size_for(
