@@ -208,7 +208,7 @@ def reduce_patch_axis(patch: Sequence[int], median_shape: Sequence[int], spacing
 
 def fit_patch_size(
     spacing: Sequence[float], median_shape: Sequence[int], fits: Callable[[list[int]], bool], edge: int = 256,
-    min_feature_map: int = 4, min_edge: int = 8,
+    min_feature_map: int = 4, min_edge: int = 4,
 ) -> list[int]:
     """The largest patch (per the shrink order of `reduce_patch_axis`) for which `fits(patch)` holds.
 
@@ -222,10 +222,8 @@ def fit_patch_size(
     for _ in range(1000):
         if fits(patch):
             return patch
-        if min(patch) <= min_edge:
-            break
         new = reduce_patch_axis(patch, median_shape, spacing, min_feature_map)
-        if new == patch:
+        if new == patch or min(new) < min_edge:
             break
         patch = new
     raise NoFitError(f"no patch size fits the budget (smallest tried {patch}); give a larger --budget")
