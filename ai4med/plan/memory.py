@@ -1,26 +1,48 @@
 """Measured cost of one training step of the planned DynUnet: peak memory and seconds.
 
 nnU-Net estimates memory from feature-map sizes against a reference calibrated on one GPU;
-we run the network instead: a forward + backward + Adam step at the candidate patch and batch.
+we run the network instead: forward + backward + Adam step at the candidate patch and batch.
 On CUDA the peak is `torch.cuda.max_memory_allocated` above what was allocated before the
-step; on CPU the step runs in a fresh spawned process and the peak is the rise of its
-`ru_maxrss` (the kernel's high-water mark of resident memory: allocations freed before the
-end still count, which an RSS sample taken afterwards would miss).
+step. On CPU (where the process's RSS is too noisy a high-water mark: the allocator keeps
+freed memory, other work shares the process) the step counts what autograd actually keeps for
+the backward pass (every tensor saved during the forward pass, through
+`torch.autograd.graph.saved_tensors_hooks`, each storage once) plus the output, its gradient,
+and the parameters with their gradients and Adam's two moments: the terms that dominate a
+training step's peak.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["measure_step", "measure_steps", "net_args"]
+__all__ = ["measure_step", "measure_steps", "net_args", "step_flops"]
+
+
+def step_flops(args: dict[str, Any], patch: list[int], batch: int) -> float:
+    """Multiply-adds of a DynUNet training step (3x the forward convolutions): the time model's unit.
+
+    Per level i (voxels v_i, filters f_i, kernel k_i): encoder convs c_in*f + f*f, decoder convs
+    2f*f + f*f (skip concatenation), times v_i * prod(k_i); the transposed convs and norms are
+    left out (they scale alike). Deterministic, unlike a wall-clock on a shared machine.
+    """
+    strides = np.asarray(args["strides"], np.float64)
+    kernels = [np.prod(k) if isinstance(k, (list, tuple)) else float(k) ** len(patch) for k in args["kernel_size"]]
+    size = np.asarray(patch, np.float64)
+    total, c_in = 0.0, float(args["in_channels"])
+    for i, (st, kv, f) in enumerate(zip(strides, kernels, args["filters"])):
+        size = np.ceil(size / st)
+        vox = float(np.prod(size))
+        total += vox * kv * (c_in * f + f * f)
+        if i > 0:
+            total += vox * kv * 3 * f * f
+        c_in = float(f)
+    return 3.0 * total * batch
 
 
 def net_args(in_channels: int, num_classes: int, kernels: list, strides: list, filters: list,
@@ -31,33 +53,43 @@ def net_args(in_channels: int, num_classes: int, kernels: list, strides: list, f
             "norm_name": "instance", "deep_supervision": deep_supervision, "deep_supr_num": deep_supr_num}
 
 
-def _one(net: Any, opt: Any, x: Any, dev: Any) -> float:
+def _one(net: Any, opt: Any, x: Any, dev: Any, count: bool = False) -> tuple[float, float]:
+    """(seconds, bytes saved for backward + output and its gradient) of one training step."""
     import torch
+
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if count:
+            try:
+                key, size = t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()
+            except (RuntimeError, NotImplementedError):
+                key, size = id(t), t.numel() * t.element_size()
+            seen[key] = max(seen.get(key, 0), size)
+        return t
 
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=False)
-    out = net(x)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)
     loss = out.float().square().mean()
     loss.backward()
     opt.step()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return time.perf_counter() - t0
+    secs = time.perf_counter() - t0
+    return secs, float(sum(seen.values()) + 2 * out.numel() * out.element_size())
 
 
-def _steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str,
-           threads: int | None) -> list[dict[str, Any]]:
-    """Measure each (patch, batch) in turn, smallest first (the CPU high-water mark only rises)."""
-    import resource
-
+def _steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str) -> list[dict[str, Any]]:
+    """Measure each (patch, batch) in turn."""
     import torch
     from monai.networks.nets import DynUNet
 
-    if threads:
-        torch.set_num_threads(threads)
     dev = torch.device(device)
+    torch.manual_seed(0)
     net = DynUNet(**args).to(dev).train()
-    params = sum(p.numel() * p.element_size() for p in net.parameters())
+    params = float(sum(p.numel() * p.element_size() for p in net.parameters()))
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     out = []
     for patch, batch in shapes:
@@ -65,32 +97,26 @@ def _steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: st
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
-            base = torch.cuda.memory_allocated(dev)
+            base = torch.cuda.memory_allocated(dev) - params  # the parameters count in the peak
+            secs = [_one(net, opt, x, dev)[0] for _ in range(3)]  # the first also allocates Adam's state
+            peak = float(torch.cuda.max_memory_allocated(dev) - base)
         else:
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 if not out else out[0]["_base"]
-        times = [_one(net, opt, x, dev) for _ in range(3)]  # the first also allocates Adam's state
-        if dev.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(dev) - base
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        out.append({"peak_bytes": float(max(peak, 0)), "step_seconds": float(min(times[1:])), "param_bytes": float(params),
-                    "patch": list(patch), "batch": int(batch), "device": dev.type, "_base": base})
+            _, saved = _one(net, opt, x, dev, count=True)
+            secs = [_one(net, opt, x, dev)[0] for _ in range(3)]  # min of 3: contention only adds time
+            peak = saved + 4 * params  # parameters, gradients, Adam's two moments
+        out.append({"peak_bytes": peak, "step_seconds": float(min(secs[1:] if dev.type == "cuda" else secs)), "param_bytes": params,
+                    "patch": list(patch), "batch": int(batch), "device": dev.type})
         del x
-    for r in out:
-        r.pop("_base")
     return out
 
 
 def measure_steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str = "cpu") -> list[dict]:
-    """Peak bytes and seconds of a training step at each (patch, batch), smallest first; CPU in a child process."""
+    """Peak bytes and seconds of a training step at each (patch, batch) (see the module docstring)."""
     import torch
 
-    shapes = sorted(((list(p), int(b)) for p, b in shapes), key=lambda pb: float(np.prod(pb[0])) * pb[1])
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-        return _steps(args, shapes, device, None)
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        res = pool.submit(_steps, args, shapes, "cpu", torch.get_num_threads()).result()
+    res = _steps(args, [(list(p), int(b)) for p, b in shapes], device)
     logger.debug("measured %s", res)
     return res
 

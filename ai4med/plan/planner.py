@@ -16,7 +16,7 @@ import numpy as np
 
 from ai4med.errors import UserError
 from ai4med.plan import rules
-from ai4med.plan.memory import measure_steps, net_args
+from ai4med.plan.memory import measure_steps, net_args, step_flops
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "cpu": Budget("cpu", "cpu", "cpu", 2 * GIB, time_s=3600, edge=96, base_features=16, max_features=256,
+    "cpu": Budget("cpu", "cpu", "cpu", 2 * GIB, time_s=3600, edge=96, base_features=16, max_features=128,
                   min_iterations=250),
     **{f"gpu{g}": Budget(f"gpu{g}", "gpu", "cuda", g * GIB) for g in (8, 11, 16, 24, 40, 80)},
 }
@@ -87,12 +87,16 @@ def _topology(spacing: Sequence[float], patch: Sequence[int], budget: Budget, in
 
 
 class _Meter:
-    """Per-topology linear model of step memory and time (`a + b * voxels`), from two measured sizes."""
+    """Step memory per topology (a line through two measured sizes: the bytes autograd saves grow
+    linearly with the voxels) and step time from multiply-adds (`memory.step_flops`) at a measured
+    seconds-per-multiply-add (calibrated once, on the first topology's larger probe)."""
 
     def __init__(self, budget: Budget, measure: Callable[..., list[dict[str, Any]]]) -> None:
         self.budget, self.measure = budget, measure
-        self.calib: dict[str, tuple[float, float, float, float]] = {}
+        self.calib: dict[str, tuple[float, float]] = {}
+        self.s_per_flop: float | None = None
         self.runs: list[dict[str, Any]] = []
+        self.measured: dict[tuple, dict[str, Any]] = {}
 
     def _key(self, args: dict[str, Any]) -> str:
         return repr((args["strides"], args["kernel_size"], args["filters"]))
@@ -102,19 +106,25 @@ class _Meter:
         self.runs.extend(res)
         return res
 
+    def at(self, args: dict[str, Any], patch: Sequence[int], batch: int) -> dict[str, Any]:
+        """The measurement at (patch, batch), run once."""
+        key = (self._key(args), tuple(patch), batch)
+        if key not in self.measured:
+            self.measured[key] = self.run(args, [(list(patch), batch)])[0]
+        return self.measured[key]
+
     def estimate(self, args: dict[str, Any], patch: Sequence[int], batch: int) -> tuple[float, float]:
         key = self._key(args)
         if key not in self.calib:  # 2 and 4 voxels at the bottleneck, batch 1: a line through both
             div = np.prod(np.asarray(args["strides"]), axis=0)
             small, big = self.run(args, [([int(2 * d) for d in div], 1), ([int(4 * d) for d in div], 1)])
             v1, v2 = float(np.prod(small["patch"])), float(np.prod(big["patch"]))
-            m_slope = max(big["peak_bytes"] - small["peak_bytes"], 0.0) / (v2 - v1)
-            t_slope = max(big["step_seconds"] - small["step_seconds"], 0.0) / (v2 - v1)
-            self.calib[key] = (max(small["peak_bytes"] - m_slope * v1, 0.0), m_slope,
-                               max(small["step_seconds"] - t_slope * v1, 0.0), t_slope)
-        m0, m1, t0, t1 = self.calib[key]
-        vox = float(np.prod(patch)) * batch
-        return m0 + m1 * vox, t0 + t1 * vox
+            slope = max(big["peak_bytes"] - small["peak_bytes"], 0.0) / (v2 - v1)
+            self.calib[key] = (max(small["peak_bytes"] - slope * v1, 0.0), slope)
+            if self.s_per_flop is None:
+                self.s_per_flop = big["step_seconds"] / step_flops(args, big["patch"], 1)
+        m0, m1 = self.calib[key]
+        return m0 + m1 * float(np.prod(patch)) * batch, float(self.s_per_flop) * step_flops(args, list(patch), batch)
 
 
 def make_plans(
@@ -150,45 +160,43 @@ def make_plans(
     dataset_voxels = float(sum(np.prod(s) for s in resampled)) * in_ch
 
     timed = budget.kind == "cpu" and bool(budget.time_s) and budget.min_iterations > 0
+    min_iterations = budget.min_iterations
 
-    def fits(p: list[int], batch: int = 2, use_time: bool = True) -> bool:
+    def fits(p: list[int], batch: int = 2) -> bool:
         p, args = _topology(spacing, p, budget, in_ch, n_cls)
         if len(args["strides"]) < MIN_LEVELS:  # DynUnet needs 3 levels; a smaller patch would not have them
             return False
+        max_s = 0.9 * budget.time_s / min_iterations if timed else float("inf")
         mem, sec = meter.estimate(args, p, batch)
-        ok = mem <= budget.memory_bytes
-        if timed and use_time:
-            ok = ok and sec * budget.min_iterations <= 0.9 * budget.time_s
+        ok = mem <= budget.memory_bytes and sec <= max_s
         logger.debug("patch %s batch %d: ~%.0f MiB, ~%.2f s/step -> %s", p, batch, mem / 2**20, sec, ok)
         return ok
 
-    try:
+    while True:
         try:
             patch = rules.fit_patch_size(spacing, median_shape, fits, edge=budget.edge)
-        except rules.NoFitError:
-            if not timed:
-                raise
-            logger.warning("no patch allows %d training steps in %.0f s; planning for memory alone",
-                           budget.min_iterations, budget.time_s)
-            timed = False
-            patch = rules.fit_patch_size(spacing, median_shape, fits, edge=budget.edge)
-    except rules.NoFitError as exc:
-        raise UserError(f"{exc} (budget {budget.name}: {budget.memory_bytes / GIB:.2f} GiB)") from None
+            break
+        except rules.NoFitError as exc:
+            if not timed or min_iterations <= 1:
+                raise UserError(f"{exc} (budget {budget.name}: {budget.memory_bytes / GIB:.2f} GiB)") from None
+            min_iterations = max(1, min_iterations // 2)  # too short a budget: fewer steps, smallest patches first
+            logger.warning("no patch allows enough training steps in %.0f s; trying %d steps",
+                           budget.time_s, min_iterations)
     patch, args = _topology(spacing, patch, budget, in_ch, n_cls)
-    res = meter.run(args, [(patch, 2)])[0]  # measured at the minimum batch, then batch filled from it
+    res = meter.at(args, patch, 2)  # measured at the minimum batch, then batch filled from it
     for _ in range(10):  # the linear estimate may be low: shrink until the measurement fits
         if res["peak_bytes"] <= budget.memory_bytes:
             break
         patch, args = _topology(spacing, rules.reduce_patch_axis(patch, median_shape, spacing), budget, in_ch, n_cls)
-        res = meter.run(args, [(patch, 2)])[0]
-    fixed = 3.0 * res["param_bytes"]  # gradients and Adam's two moments do not grow with the batch
+        res = meter.at(args, patch, 2)
+    fixed = 4.0 * res["param_bytes"]  # parameters, gradients and Adam's two moments do not grow with the batch
     per_sample_mem = max(res["peak_bytes"] - fixed, 1.0) / 2
     batch = rules.batch_size_for(budget.memory_bytes, fixed, per_sample_mem, dataset_voxels, patch)
     if timed:  # keep the step within the time rule
-        per_sample_s = res["step_seconds"] / 2
-        batch = max(2, min(batch, int(0.9 * budget.time_s / budget.min_iterations / per_sample_s)))
+        _, sec2 = meter.estimate(args, patch, 2)
+        batch = max(2, min(batch, int(2 * 0.9 * budget.time_s / min_iterations / max(sec2, 1e-9))))
     if batch != 2:
-        res = meter.run(args, [(patch, batch)])[0]
+        res = meter.at(args, patch, batch)
     length = rules.training_length(n_train, res["step_seconds"], budget.time_s if budget.kind == "cpu" else None)
     mirror = rules.mirror_axes(len(spacing))
     if budget.kind == "cpu":
