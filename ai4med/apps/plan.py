@@ -67,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     plans = make_plans(fp, modalities, budget, n_cls, args.folds)
     data_root = os.path.abspath(args.file_root or os.path.dirname(os.path.abspath(args.datalist)))
     files = write_mmar(root, plans, fp, data.cases, data_root, data.labels, data.name)
+    if plans["budget"]["kind"] == "cpu" and plans["budget"].get("time_s"):  # count the data chain's time too
+        from ai4med.plan.calibrate import data_seconds, refit_training_length
+
+        prefix_s, random_s = data_seconds(files["config"], files["environment"], root, data.cases[0])
+        plans["training"] = refit_training_length(plans, prefix_s, random_s, plans["training"]["iterations_per_epoch"])
+        files = write_mmar(root, plans, fp, data.cases, data_root, data.labels, data.name)
     mem = plans["memory"]
     print(f"planned {len(data.cases)} cases: spacing {plans['target_spacing']}, patch {plans['patch_size']}, "
           f"batch {plans['batch_size']}, {len(plans['network']['strides'])} levels, "
