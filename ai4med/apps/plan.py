@@ -18,7 +18,7 @@ logger = logging.getLogger("ai4med.plan")
 
 
 def add_plan_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-d", "--datalist", required=True,
+    p.add_argument("-d", "--datalist", default=None,
                    help="MSD dataset.json or ai4med datalist with labelled 'training' (and 'validation') cases")
     p.add_argument("-o", "--output", required=True, help="MMAR folder to write (config/, commands/, plans/)")
     p.add_argument("--modality", nargs="+", default=None, metavar="MOD",
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"keep-largest-component per class: {result['keep_largest_cc']} (CV Dice {result['dice_before']:.4f} "
               f"-> {result['dice_after']:.4f}); written to {result['written']}")
         return 0
+    if not args.datalist:
+        raise UserError("give -d DATALIST_OR_DATASET_JSON (or --postprocess on a cross-validated MMAR)")
     if args.folds < 2:
         raise UserError(f"--folds must be >= 2, got {args.folds}")
     data = read_plan_input(args.datalist, args.modality, args.file_root)

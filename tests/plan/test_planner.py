@@ -43,7 +43,8 @@ def test_plans_fit_the_memory_budget(fp):
     plans = make_plans(fp, ["CT"], budget, 3, num_folds=2, measure=measure)
     patch, batch = plans["patch_size"], plans["batch_size"]
     assert 3e5 + 4000.0 * np.prod(patch) * 2 <= 0.01 * GIB  # the batch-2 step fits ...
-    assert plans["memory"]["measured_peak_bytes"] <= 0.01 * GIB  # ... and so does the planned batch
+    assert batch >= 2 and 3e5 + 4000.0 * np.prod(patch) * batch <= 0.01 * GIB  # ... and so does the planned batch
+    assert plans["memory"]["measured_peak_bytes"] == 3e5 + 4000.0 * np.prod(patch) * batch
     assert plans["target_spacing"] == [1.0, 1.0, 3.0] and not plans["resample"]
     net = plans["network"]
     assert len(net["strides"]) == len(net["kernel_size"]) >= 3 and net["strides"][0] == [1, 1, 1]

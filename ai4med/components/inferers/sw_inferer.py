@@ -21,7 +21,6 @@ from ai4med.components.inferers.inference_context import InferenceContext
 from ai4med.components.inferers.inferer import Inferer
 from ai4med.components.inferers.layout import as_shape_format, from_nc, to_nc, to_numpy
 from ai4med.components.inferers.predictor import Predictor
-from ai4med.components.inferers.tta import mirrored_infer, resolve_tta
 from ai4med.components.inferers.scan_window import (
     BLEND_MODES,
     WindowFn,
@@ -30,6 +29,7 @@ from ai4med.components.inferers.scan_window import (
     scan_intervals,
     sliding_window,
 )
+from ai4med.components.inferers.tta import mirrored_infer, resolve_tta
 
 NCHW = {2: ShapeFormat("NCHW"), 3: ShapeFormat("NCDHW")}
 
