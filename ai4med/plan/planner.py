@@ -150,6 +150,8 @@ def make_plans(
     median_shape = [int(v) for v in np.median(np.asarray(resampled), axis=0)]
     nonzero = rules.use_nonzero_mask(crop_fracs)
     norms = [rules.normalization(m, st, nonzero) for m, st in zip(modalities, fp["foreground_intensity"])]
+    if in_ch > 1 and any(n["scheme"] == "CTNormalization" for n in norms):
+        raise UserError("multi-channel CT is not supported yet (one CT window per config): plan one channel")
     schemes = {n["scheme"] for n in norms}
     if len(schemes) > 1:
         raise UserError(f"mixed normalisation schemes across channels ({sorted(schemes)}, modalities "
