@@ -100,3 +100,29 @@ def test_plan_then_train_fold(ct_dataset, tmp_path):
     assert {it["fold"] for it in fold["validation"]} == {1} and {it["fold"] for it in fold["training"]} == {0}
     assert all(os.path.isabs(it["image"]) and os.path.isfile(it["image"]) for it in fold["training"])
     assert "mean_dice" in (r.stdout + r.stderr)
+
+
+def test_gpu_budget_config_builds_every_component(ct_dataset, tmp_path):
+    """The GPU-budget MMAR (SGD + poly, nnU-Net's augmentation set, TTA) builds with the registry and steps once."""
+    from ai4med.config.workflow_config import load_config
+    from ai4med.plan.mmar import write_mmar
+    from ai4med.workflows.trainer import Trainer
+
+    data = read_plan_input(ct_dataset)
+    fp = dataset_fingerprint(data.cases, None, workers=1, progress=False)
+    measure, _ = fake_measure()
+    plans = make_plans(fp, ["CT"], resolve_budget("gpu8", memory_gb=0.01, device="cpu"), 3, 2, measure=measure)
+    root = str(tmp_path / "mmar")
+    files = write_mmar(root, plans, fp, data.cases, os.path.dirname(ct_dataset), data.labels, data.name)
+    cfg = load_config(files["config"], files["environment"], {"epochs": 1, "use_amp": False}, mmar_root=root)
+    trainer = Trainer(cfg, os.path.join(root, "models"), os.path.join(root, "eval"), device="cpu")
+    names = [type(t).__name__ for t in trainer.train_pipeline._transforms]
+    assert {"RandomRotate3D", "RandomZoom", "AdjustContrast", "RandomAxisFlip", "ScaleIntensityRange"} <= set(names)
+    assert type(trainer.optimizer).__name__ == "SGD" and trainer.optimizer.defaults["nesterov"]
+    assert type(trainer.lr_policy).__name__ == "ReducePoly"
+    assert trainer.make_validator() is not None  # the validate section builds too ...
+    trainer.metrics = []  # ... but is not run here (TTA x 8 on CPU: the CPU test above validates)
+    engine = trainer.run()
+    assert engine.state.iteration == 2  # 2 training cases in fold 0's complement, one step each
+    inferer = cfg.build("/validate/inferer", "inferers")
+    assert inferer.tta == [0, 1, 2] and inferer.roi_size == plans["patch_size"]
