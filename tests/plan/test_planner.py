@@ -100,6 +100,13 @@ def test_plan_then_train_fold(ct_dataset, tmp_path):
     assert {it["fold"] for it in fold["validation"]} == {1} and {it["fold"] for it in fold["training"]} == {0}
     assert all(os.path.isabs(it["image"]) and os.path.isfile(it["image"]) for it in fold["training"])
     assert "mean_dice" in (r.stdout + r.stderr)
+    r = subprocess.run([sys.executable, "-m", "ai4med", "validate", "-m", mmar, "--fold", "1"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "mean_dice" in r.stdout and os.path.join("eval", "fold_1") in r.stdout
+    r = subprocess.run([sys.executable, "-m", "ai4med", "train", "-m", mmar, "--fold", "5"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and "fold 5 not found; the datalist has folds [0, 1]" in r.stderr
 
 
 def test_gpu_budget_config_builds_every_component(ct_dataset, tmp_path):
