@@ -84,7 +84,11 @@ def read_plan_input(path: str, modalities: list[str] | None = None, base_dir: st
 def _file_modalities(data: dict[str, Any]) -> list[str]:
     raw = data.get("channel_names") or data.get("modality")
     if isinstance(raw, dict):
-        return [str(raw[k]).upper() for k in sorted(raw, key=lambda s: int(s))]
+        try:
+            keys = sorted(raw, key=lambda s: int(s))
+        except ValueError:
+            raise UserError(f"channel keys of 'modality'/'channel_names' must be 0, 1, ...; got {sorted(raw)}") from None
+        return [str(raw[k]).upper() for k in keys]
     if isinstance(raw, list):
         return [str(m).upper() for m in raw]
     if isinstance(raw, str):

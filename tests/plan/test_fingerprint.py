@@ -58,3 +58,28 @@ def test_label_shape_mismatch_is_a_clear_error(ct_dataset, tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.uint8), np.eye(4)), bad)
     with pytest.raises(Exception, match="label shape"):
         fpm.case_fingerprint({"image": data.cases[0]["image"], "label": bad})
+
+
+def test_plan_input_forms_and_errors(ct_dataset, tmp_path):
+    import json
+
+    from ai4med.errors import UserError
+
+    ds = json.load(open(ct_dataset))
+    root = os.path.dirname(ct_dataset)
+    v2 = dict(ds, channel_names={"0": "CT"}, labels={"background": 0, "organ_a": 1, "organ_b": 2})
+    v2.pop("modality")
+    p = os.path.join(root, "v2.json")
+    json.dump(v2, open(p, "w"))
+    data = read_plan_input(p)  # nnU-Net v2 spelling: channel_names, labels name -> index
+    assert data.modalities == ["CT"] and data.labels == {0: "background", 1: "organ_a", 2: "organ_b"}
+    assert read_plan_input(p, ["mr"]).modalities == ["MR"]  # --modality overrides the file
+    unlabelled = dict(ds, training=[{"image": it["image"]} for it in ds["training"]])
+    json.dump(unlabelled, open(p, "w"))
+    with pytest.raises(UserError, match="/training/0 has no 'label'"):
+        read_plan_input(p)
+    two = dict(ds, modality={"0": "CT", "1": "MR", "2": "MR"},
+               training=[{"image": [it["image"], it["image"]], "label": it["label"]} for it in ds["training"]])
+    json.dump(two, open(p, "w"))
+    with pytest.raises(UserError, match="3 modalities for 2 channels"):
+        read_plan_input(p)
