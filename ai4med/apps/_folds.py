@@ -35,3 +35,28 @@ def fold_overrides(cfg: Any, fold: int, overrides: dict[str, Any]) -> dict[str, 
     out["MMAR_CKPT_DIR"] = fold_dir
     out["MMAR_EVAL_OUTPUT_PATH"] = os.path.join(evals, f"fold_{fold}")
     return out
+
+
+def fold_model_paths(ckpt_dir: str, folds: str | list[int] = "all", name: str = "model.pt") -> list[str]:
+    """The fold checkpoints `<ckpt_dir>/fold_K/<name>` of `folds` ("all", or fold numbers), for an ensemble.
+
+    Raises:
+        UserError: no fold trained, or a requested fold without its checkpoint (named).
+    """
+    import glob
+    import re
+
+    found = {}
+    for path in glob.glob(os.path.join(ckpt_dir, "fold_*", name)):
+        m = re.fullmatch(r"fold_(\d+)", os.path.basename(os.path.dirname(path)))
+        if m:
+            found[int(m.group(1))] = path
+    if folds == "all":
+        if not found:
+            raise UserError(f"no fold checkpoints {os.path.join(ckpt_dir, 'fold_*', name)}: train the folds first "
+                            "(`ai4med train -m MMAR --fold K`)")
+        return [found[k] for k in sorted(found)]
+    missing = [k for k in folds if k not in found]
+    if missing:
+        raise UserError(f"fold(s) {missing} have no {name} under {ckpt_dir}/fold_K/ (trained: {sorted(found)})")
+    return [found[int(k)] for k in folds]

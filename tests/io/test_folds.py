@@ -56,3 +56,18 @@ def test_write_fold_datalist_joins_lists_and_resolves_paths(tmp_path):
     assert {it["fold"] for it in d["validation"]} == {2} and len(d["validation"]) == 2
     assert {it["fold"] for it in d["training"]} == {0, 1} and len(d["training"]) == 4
     assert all(it["image"] == os.path.join(str(data_root), os.path.basename(it["image"])) for it in d["training"])
+
+
+def test_fold_model_paths(tmp_path):
+    from ai4med.apps._folds import fold_model_paths
+
+    with pytest.raises(UserError, match="train the folds first"):
+        fold_model_paths(str(tmp_path))
+    for k in (0, 2, 10):
+        (tmp_path / f"fold_{k}").mkdir()
+        (tmp_path / f"fold_{k}" / "model.pt").write_bytes(b"x")
+    (tmp_path / "fold_x").mkdir()
+    assert fold_model_paths(str(tmp_path)) == [str(tmp_path / f"fold_{k}" / "model.pt") for k in (0, 2, 10)]
+    assert fold_model_paths(str(tmp_path), [2]) == [str(tmp_path / "fold_2" / "model.pt")]
+    with pytest.raises(UserError, match=r"fold\(s\) \[1\] have no model.pt"):
+        fold_model_paths(str(tmp_path), [0, 1])
