@@ -40,3 +40,14 @@ def write_ct_dataset(root: str, n: int = 4, shape=(24, 24, 8), spacing=(1.0, 1.0
 @pytest.fixture
 def ct_dataset(tmp_path):
     return write_ct_dataset(str(tmp_path / "ct"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigchld():
+    """Training in-process leaves torch's DataLoader SIGCHLD handler behind; with OpenVINO loaded later,
+    a child's exit then segfaults the pytest process (as tests/components/data restores it on main)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGCHLD)
+    yield
+    signal.signal(signal.SIGCHLD, before)
