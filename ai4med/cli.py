@@ -76,6 +76,8 @@ def _add_train_like(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config globals/variables (typed: numbers, true/false, JSON lists)")
     p.add_argument("--resume", action="store_true", help="continue from models/last_checkpoint.pt")
+    p.add_argument("--fold", type=int, default=None,
+                   help="cross-validation fold K: train on the other folds of the datalist, validate on K")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
 
 
@@ -107,6 +109,8 @@ COMMANDS: dict[str, tuple[str, str, Adder | str, tuple[str, ...]]] = {
               "ai4med.server.cli_args:add_serve_args", ("start_aas",)),
     "deploy": ("ai4med.deploy.app:run", "base inference application: input folder -> segmentations + render files",
                "ai4med.deploy.cli_args:add_deploy_args", ()),
+    "plan": ("ai4med.apps.plan:run", "fingerprint a dataset and write a tuned MMAR (nnU-Net-style planning)",
+             "ai4med.apps.plan:add_plan_args", ()),
     "check-datalist": ("ai4med.apps.check_datalist:run", "validate a datalist and every file it names",
                        _add_check_datalist, ()),
 }

@@ -49,6 +49,8 @@ def resolve_run(args: argparse.Namespace, default_config: str = "config/config_t
     task, words = split_words(args)
     overrides = parse_overrides(list(args.set or []) + words)
     checkpoint = getattr(args, "checkpoint", None)
+    if (task or (not args.mmar and args.output)) and getattr(args, "fold", None) is not None:
+        raise UserError("--fold needs the MMAR form (-m MMAR)")
     if task or (not args.mmar and args.output):
         # seed 004: train segmentation -e CONFIG -d DATALIST -r OUTPUT [-c CKPT] [--file_root ROOT]
         config = args.config or args.e
@@ -81,6 +83,10 @@ def resolve_run(args: argparse.Namespace, default_config: str = "config/config_t
     if checkpoint:
         overrides.setdefault("MMAR_CKPT", os.path.abspath(checkpoint))
     cfg = load_config(config, env, overrides, mmar_root=root)
+    if getattr(args, "fold", None) is not None:  # cross-validation: see apps/_folds.py
+        from ai4med.apps._folds import fold_overrides
+
+        cfg = load_config(config, env, fold_overrides(cfg, int(args.fold), overrides), mmar_root=root)
     ckpt_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_CKPT_DIR", "models")))
     eval_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_EVAL_OUTPUT_PATH", "eval")))
     pretrained = cfg.variables.get("MMAR_CKPT")

@@ -34,6 +34,7 @@ PREDICTORS = Registry(
         "OpenVinoPredictor": f"{_P}.openvino_predictor:OpenVinoPredictor",
         "TritonPredictor": f"{_P}.triton_predictor:TritonPredictor",
         "TorchSaliencyPredictor": f"{_P}.saliency:TorchSaliencyPredictor",
+        "EnsemblePredictor": f"{_P}.ensemble:EnsemblePredictor",
         # seed (TensorFlow) names
         "TFPredictor": f"{_P}.torch_inferers:AutoPredictor",
         "TFSaliencyPredictor": f"{_P}.saliency:TorchSaliencyPredictor",

@@ -29,6 +29,7 @@ from ai4med.components.inferers.scan_window import (
     scan_intervals,
     sliding_window,
 )
+from ai4med.components.inferers.tta import mirrored_infer, resolve_tta
 
 NCHW = {2: ShapeFormat("NCHW"), 3: ShapeFormat("NCDHW")}
 
@@ -44,6 +45,8 @@ class ScanWindowInferer(Inferer):
         blend_mode: "constant" (plain average) or "gaussian" (centre-weighted).
         sigma_scale: Gaussian sigma as a fraction of the window size.
         padding_mode / cval: how an image smaller than the window is padded (torch `F.pad` modes).
+        tta: test-time mirroring of the whole input (`tta.mirrored_infer`): false, true (every
+            spatial axis) or a list of spatial axes; the output is the mean over the 2**k flips.
     """
 
     def __init__(
@@ -56,8 +59,11 @@ class ScanWindowInferer(Inferer):
         sigma_scale: float = 0.125,
         padding_mode: str = "constant",
         cval: float = 0.0,
+        tta: bool | Sequence[int] = False,
     ) -> None:
         super().__init__(predictor)
+        resolve_tta(tta)  # validates
+        self.tta = tta
         if blend_mode not in BLEND_MODES:
             raise ValueError(f"blend_mode must be one of {BLEND_MODES}, got {blend_mode!r}")
         self.roi_size = None if roi_size is None else list(roi_size)
@@ -76,6 +82,14 @@ class ScanWindowInferer(Inferer):
         inference_ctx: InferenceContext,
     ) -> dict[str, Any]:
         sf = as_shape_format(input_shape_format)
+        if resolve_tta(self.tta) is not None:
+            return mirrored_infer(lambda values: self._infer_once(values, sf, inference_ctx),
+                                  {k: to_numpy(v) for k, v in model_input_values.items()}, sf, self.tta)
+        return self._infer_once(model_input_values, sf, inference_ctx)
+
+    def _infer_once(
+        self, model_input_values: dict[str, Any], sf: ShapeFormat, inference_ctx: InferenceContext
+    ) -> dict[str, Any]:
         inputs = {k: to_nc(torch.as_tensor(v), sf).float() for k, v in model_input_values.items()}
         image_size = tuple(next(iter(inputs.values())).shape[2:])
         roi = resolve_roi(self.roi_size, image_size)

@@ -27,6 +27,7 @@ from ai4med.components.inferers.sw_inferer import ScanWindowInferer
 
 def predictor_for(inference_ctx: InferenceContext) -> Predictor:
     """The predictor that runs `inference_ctx`'s back-end."""
+    from ai4med.components.inferers.ensemble import EnsembleInferenceContext, EnsemblePredictor
     from ai4med.components.inferers.onnx_predictor import OnnxInferenceContext, OnnxPredictor
     from ai4med.components.inferers.openvino_predictor import OpenVinoInferenceContext, OpenVinoPredictor
     from ai4med.components.inferers.torch_predictor import TorchInferenceContext, TorchPredictor
@@ -37,6 +38,7 @@ def predictor_for(inference_ctx: InferenceContext) -> Predictor:
         (OnnxInferenceContext, OnnxPredictor),
         (OpenVinoInferenceContext, OpenVinoPredictor),
         (TritonInferenceContext, TritonPredictor),
+        (EnsembleInferenceContext, EnsemblePredictor),
     ):
         if isinstance(inference_ctx, ctx_type):
             return predictor()
@@ -53,10 +55,10 @@ class AutoPredictor(Predictor):
 
 
 class TorchSimpleInferer(SimpleInferer):
-    """`SimpleInferer` with an `AutoPredictor`."""
+    """`SimpleInferer` with an `AutoPredictor` (`tta`: test-time mirroring, as `SimpleInferer`)."""
 
-    def __init__(self) -> None:
-        super().__init__(AutoPredictor())
+    def __init__(self, tta: bool | Sequence[int] = False) -> None:
+        super().__init__(AutoPredictor(), tta)
 
 
 class TorchScanWindowInferer(ScanWindowInferer):

@@ -12,5 +12,7 @@ REGISTRY = Registry(
         "ComputeAverage": _P + "average:ComputeAverage",
         "ComputeAUC": _P + "auc:ComputeAUC",
         "ComputeMulticlassAverage": _P + "auc:ComputeMulticlassAverage",
+        "ComputeHausdorff95": _P + "surface:ComputeHausdorff95",
+        "ComputeSurfaceDice": _P + "surface:ComputeSurfaceDice",
     },
 )

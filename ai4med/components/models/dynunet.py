@@ -23,8 +23,10 @@ class DynUnet(TorchModel):
     Args:
         num_classes: output channels.
         num_in_channels: input channels.
-        kernel_size: convolution kernel per level, e.g. [3, 3, 3, 3].
-        strides: stride per level (the first is usually 1), e.g. [1, 2, 2, 2].
+        kernel_size: convolution kernel per level, e.g. [3, 3, 3, 3], or per level and axis
+            (anisotropic, as `ai4med plan` writes), e.g. [[3, 3, 1], [3, 3, 3], [3, 3, 3]].
+        strides: stride per level (the first is usually 1), e.g. [1, 2, 2, 2], or per level and
+            axis, e.g. [[1, 1, 1], [2, 2, 1], [2, 2, 2]].
         upsample_kernel_size: transposed-conv kernel per up level (default `strides[1:]`).
         filters: channels per level (default 32 * 2**level, capped by MONAI).
         norm_name: "instance", "batch" or "group".
@@ -62,8 +64,8 @@ class DynUnet(TorchModel):
     ) -> None:
         from monai.networks.nets import DynUNet
 
-        ks = int_list(kernel_size) or []
-        st = int_list(strides) or []
+        ks = _levels(kernel_size)
+        st = _levels(strides)
         if len(ks) != len(st):
             raise ValueError(f"kernel_size {ks} and strides {st} must have the same length")
         if deep_supervision and not 1 <= int(deep_supr_num) <= len(st) - 2:
@@ -75,7 +77,7 @@ class DynUnet(TorchModel):
             out_channels=num_classes,
             kernel_size=ks,
             strides=st,
-            upsample_kernel_size=int_list(upsample_kernel_size) or st[1:],
+            upsample_kernel_size=_levels(upsample_kernel_size) or st[1:],
             filters=int_list(filters),
             dropout=dropout,
             norm_name=norm_name,
@@ -105,6 +107,13 @@ class DynUnet(TorchModel):
         heads = [torch.movedim(h, 1, -1) if last else h for h in self._heads]
         self._heads = []
         return [apply_final_activation(h, self.final_activation, -1 if last else 1) for h in heads]
+
+
+def _levels(value: Sequence[int] | Sequence[Sequence[int]] | str | None) -> list:
+    """Per-level ints, or per-level lists of per-axis ints (MONAI DynUNet takes both)."""
+    if value is not None and not isinstance(value, str) and any(isinstance(v, (list, tuple)) for v in value):
+        return [[int(a) for a in v] if isinstance(v, (list, tuple)) else int(v) for v in value]
+    return int_list(value) or []
 
 
 def deep_supervision_weights(n_heads: int) -> list[float]:

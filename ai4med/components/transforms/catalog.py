@@ -74,6 +74,7 @@ REGISTRY = Registry(
         "CropByPosNegRatioLabelOnly": f"{_P}.crop:CropByPosNegRatioLabelOnly",
         "CropFixedSizeRandomCenter": f"{_P}.crop:CropFixedSizeRandomCenter",
         "CropRandomSizeWithDisplacement": f"{_P}.crop:CropRandomSizeWithDisplacement",
+        "CropImageForeground": f"{_P}.crop:CropImageForeground",
         # guidance
         "AddExtremePointsChannel": f"{_P}.guidance:AddExtremePointsChannel",
         "FetchExtremePoints": f"{_P}.guidance:FetchExtremePoints",

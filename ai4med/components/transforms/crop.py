@@ -48,6 +48,8 @@ __all__ = [
     "CropByPosNegRatioLabelOnly",
     "CropFixedSizeRandomCenter",
     "CropRandomSizeWithDisplacement",
+    "CropImageForeground",
+    "image_foreground_mask",
     "crop_or_pad",
     "resolve_size",
     "center_crop_start",
@@ -1005,3 +1007,62 @@ class TransformVolumeCropROIFastPosNegRatio(FastPosNegRatioCropROI):
             deform_magnitude, deform_grid,
         )
         self.applied_keys = keys
+
+
+# --------------------------------------------------------------------------------------------
+# foreground crop from the image alone
+# --------------------------------------------------------------------------------------------
+def image_foreground_mask(data: np.ndarray, spatial_axes: Sequence[int], threshold: float | None = None) -> np.ndarray:
+    """Spatial mask of an image's foreground: any channel nonzero, or above `threshold` when given."""
+    mask = data != 0 if threshold is None else data > threshold
+    drop = tuple(i for i in range(data.ndim) if i not in tuple(spatial_axes))
+    return mask.any(axis=drop) if drop else mask
+
+
+class CropImageForeground(MultiFieldTransformer):
+    """Crop every field to the bounding box of the image's foreground (no label needed).
+
+    nnU-Net's `crop_to_nonzero`: the nonzero region (skull-stripped MR, a CT's field of view),
+    or the voxels above `threshold` (CT air at -1000 HU: `threshold: -500`), plus `margin`
+    voxels. Labels are cut with the same box. An image with no foreground is left whole. The
+    AFFINE moves with the crop and CROP_BOX records the box, so predictions can be placed back
+    (`RestoreOriginalShape`) and written in the input's world space.
+
+    Args:
+        fields: fields cropped together, e.g. ["image", "label"].
+        source_field: the image whose foreground decides the box (default: the first field).
+        threshold: None for "nonzero", else keep voxels with intensity > threshold.
+        margin: voxels added on every side (clamped to the image).
+
+    Example:
+        >>> from ai4med.common.medical_image import MedicalImage
+        >>> from ai4med.common.transform_ctx import TransformContext
+        >>> data = np.zeros((1, 8, 8, 8), np.float32); data[0, 2:5, 3:6, 1:7] = 1
+        >>> ctx = TransformContext({"image": MedicalImage(data, "CDHW")})
+        >>> out = CropImageForeground("image")(ctx)["image"]
+        >>> out.shape, out.get_property(ImageProperty.CROP_BOX)
+        ((1, 3, 3, 6), [[2, 5], [3, 6], [1, 7]])
+    """
+
+    def __init__(self, fields: str | Sequence[str], source_field: str | None = None, threshold: float | None = None,
+                 margin: int = 0) -> None:
+        super().__init__(fields)
+        self.source_field = source_field or self.fields[0]
+        self.threshold = None if threshold is None else float(threshold)
+        if int(margin) < 0:
+            raise ValueError(f"CropImageForeground: margin must be >= 0, got {margin}")
+        self.margin = int(margin)
+
+    def transform(self, transform_ctx: TransformContext) -> TransformContext:
+        fields = list(dict.fromkeys([*self.fields, self.source_field]))
+        shape = _check_same_grid(transform_ctx, fields)
+        src = transform_ctx.get_image(self.source_field)
+        bbox = foreground_bbox(image_foreground_mask(src.get_data(), _spatial_axes(src), self.threshold))
+        if bbox is None:
+            return transform_ctx
+        start = [max(0, b - self.margin) for b in bbox[0]]
+        stop = [min(d, e + self.margin) for d, e in zip(shape, bbox[1])]
+        size = [e - s for s, e in zip(start, stop)]
+        for f in self.fields:
+            transform_ctx.set_image(f, _crop_image(transform_ctx.get_image(f), start, size))
+        return transform_ctx

@@ -126,13 +126,15 @@ ARGS = {
     "ComputeAverage": {"name": "m", "field": "model"},
     "ComputeAUC": {"name": "m", "field": "model", "label_field": "label"},
     "ComputeMulticlassAverage": {"name": "m", "field": "model", "label_field": "label"},
+    "ComputeHausdorff95": {"name": "m", "field": "model"},
+    "ComputeSurfaceDice": {"name": "m", "field": "model", "tolerance": 1.0},
 }
 
 
 @pytest.mark.parametrize("name", REGISTRY.names())
 def test_every_metric_builds_from_json_and_computes(name):
     m = REGISTRY.get(name)(**ARGS[name])
-    if "Dice" in name:
+    if "Dice" in name or "Hausdorff" in name:
         probs, label = _seg_batch(n=1, shape=(4, 4, 4))
         fields = {"model": probs, "label": label}
     elif name == "ComputeAverage":

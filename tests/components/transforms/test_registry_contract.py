@@ -84,6 +84,7 @@ CASES: dict[str, tuple[str, dict]] = {
                                      "foreground_only": True}),
     "CropSubVolumeRandomWithinBounds": ("vol", {"fields": VOL, "size": S8}),
     "CropSubVolumeCenter": ("vol", {"fields": VOL, "size": S8}),
+    "CropImageForeground": ("vol", {"fields": VOL, "threshold": 0.1, "margin": 1}),
     "FastPosNegRatioCropROI": ("vol", {"size": S8, "image_field": "image", "label_field": "label", "pos": 1, "neg": 1,
                                        "rotation": True, "rotation_degree": 10}),
     "CropByPosNegRatio": ("vol", {"size": S8, "fields": VOL, "label_field": "label", "pos": 1, "neg": 1,
