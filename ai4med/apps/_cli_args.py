@@ -84,6 +84,9 @@ def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
                         "<model_name>.ts/.onnx/.pt (default: models/model.pt, or the config's model_loader); "
                         "several: an ensemble (the mean of their probabilities)")
     p.add_argument("--model_name", default="model", help="base name of the model file in a folder (model, final_model)")
+    p.add_argument("--folds", default=None, metavar="all|K,K",
+                   help="run the cross-validation folds' models (<MMAR_CKPT_DIR>/fold_K/<model_name>.pt of "
+                        "`ai4med train --fold K`) as one ensemble: the mean of their probabilities")
     p.add_argument("--model_format", default=None,
                    help="seed 004 flag; the format is read from the file itself (accepted, ignored)")
     p.add_argument("--setup", default=None, help="seed 004 flag (accepted, ignored)")

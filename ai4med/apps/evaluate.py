@@ -46,6 +46,18 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
         trust_checkpoint=bool(getattr(args, "trust_checkpoint", False)),
         metric_space=getattr(args, "metric_space", None),
     )
+    folds = getattr(args, "folds", None)
+    if folds:
+        from ai4med.apps._folds import fold_model_paths
+        from ai4med.errors import UserError
+
+        if args.model_file_path or args.triton_url:
+            raise UserError("--folds picks the models itself: leave out --model_file_path / --triton_url")
+        chosen = "all" if str(folds).strip() == "all" else [int(k) for k in str(folds).replace(" ", "").split(",") if k]
+        ckpt_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_CKPT_DIR") or "models"))
+        opts.model_file_path = fold_model_paths(ckpt_dir, chosen, args.model_name + ".pt")
+        logger.info("%s: an ensemble of %d fold models: %s", mode, len(opts.model_file_path),
+                    ", ".join(opts.model_file_path))
     if mode == "infer" and getattr(args, "validate", False):
         opts.do_validation = True
     if mode == "evaluate" and getattr(args, "save_predictions", False):

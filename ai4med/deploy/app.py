@@ -226,6 +226,17 @@ def make_context(app: DeployApp, settings: DeploySettings) -> tuple[Any, str]:
             local, local_source = _local_model_path(os.path.join(app.root, "models"), app.root), "the app's models/"
         except DeployError as e:
             raise DeployError(f"{app.cfg.file} has no model_loader and {e}; give --model or --triton_url") from e
+    if isinstance(local, (list, tuple)):  # an ensemble (a model_loader listing several files)
+        device = resolve_device(settings.device)
+        paths = [_local_model_path(p, app.root) for p in local]
+        try:
+            ctx = open_model(paths, device=device, precision=getattr(settings, "precision", "fp32"),
+                             runtime=settings.runtime)
+        except UserError:
+            raise
+        except Exception as e:
+            raise DeployError(f"cannot load the ensemble {paths}: {type(e).__name__}: {e}") from e
+        return ctx, f"an ensemble of {len(paths)} local models ({', '.join(paths)}) on {device} (from {local_source})"
     if local:
         path = _local_model_path(local, app.root)
         device = resolve_device(settings.device)

@@ -80,7 +80,8 @@ class CheckpointLoader:
 
 
 class ModelFileLoader:
-    """An exported model file (TorchScript `.ts` / `.pt`, or `.onnx`).
+    """An exported model file (TorchScript `.ts` / `.pt`, or `.onnx`), or a list of them (an ensemble: the
+    mean of their probabilities).
 
     Registered as FrozenGraphModelLoader (Clara's name for the exported graph), TorchScriptLoader
     and OnnxModelLoader. Args: `model_file_path` (also `ts_path`, `onnx_path`).
@@ -93,8 +94,10 @@ class ModelFileLoader:
         if not self.path:
             raise ValueError("give model_file_path")
 
-    def resolve(self, cfg: Any) -> str:
-        return cfg.resolve_path(self.path) if cfg is not None else os.path.abspath(self.path)
+    def resolve(self, cfg: Any) -> str | list[str]:
+        """The file (a list of files: an ensemble), relative paths under the config's root."""
+        one = (lambda p: cfg.resolve_path(p)) if cfg is not None else os.path.abspath
+        return [one(p) for p in self.path] if isinstance(self.path, (list, tuple)) else one(self.path)
 
     def load(self, cfg: Any, device: str = "cpu", precision: str = "fp32", runtime: str = "auto",
              trust: bool = False) -> Any:

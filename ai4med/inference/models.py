@@ -117,11 +117,14 @@ def onnx_runtime_for(device: str = "cpu", runtime: str = "auto") -> str:
 
 # --- the network of a checkpoint ----------------------------------------------------------------
 def _mmar_of(path: str) -> str | None:
-    """The MMAR root holding `<root>/models/<file>` (it has a config/ folder), else None."""
+    """The MMAR root holding `<root>/models/<file>` or `<root>/models/fold_K/<file>` (it has a config/ folder),
+    else None."""
     folder = os.path.dirname(os.path.abspath(path))
-    root = os.path.dirname(folder)
-    if os.path.basename(folder) == "models" and os.path.isdir(os.path.join(root, "config")):
-        return root
+    for _ in range(2):
+        root = os.path.dirname(folder)
+        if os.path.basename(folder) == "models" and os.path.isdir(os.path.join(root, "config")):
+            return root
+        folder = root
     return None
 
 
