@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--monai-workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader workers of the MONAI side (a bundle's inference.json uses 4)")
     p.add_argument("--skip-nnunet", action="store_true")
+    p.add_argument("--skip-nnunet-tta", action="store_true",
+                   help="leave out the nnU-Net TTA-on row (8 mirrorings: ~7 min per 512x512x120 case on 2 cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker", choices=["train", "monai"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -323,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         nn_cmd = [py, "-c", "import sys; from nnunetv2.inference.predict_from_raw_data import "
                   "predict_entry_point_modelfolder as m; sys.argv[0] = 'nnUNetv2_predict_from_modelfolder'; m()",
                   "-i", str(nn_in), "-m", str(nn_dir), "-f", "0", "-device", "cpu", "--disable_progress_bar"]
-        rows["nnU-Net v2 predictor (defaults, TTA on)"] = timed(
-            "nnunet", [*nn_cmd, "-o", str(runs / "nnunet_tta")], runs / "nnunet_tta.log", nn_env)
+        if not args.skip_nnunet_tta:
+            rows["nnU-Net v2 predictor (defaults, TTA on)"] = timed(
+                "nnunet", [*nn_cmd, "-o", str(runs / "nnunet_tta")], runs / "nnunet_tta.log", nn_env)
         rows["nnU-Net v2 predictor, TTA off"] = timed(
             "nnunet notta", [*nn_cmd, "--disable_tta", "-o", str(runs / "nnunet_notta")], runs / "nnunet_notta.log",
             nn_env)
