@@ -255,13 +255,7 @@ def write_triton_repository(repo: str, name: str, backend: str, model_file: str,
         with open(os.path.join(tmp, "config.pbtxt"), "w") as fh:
             fh.write(triton_config(name, backend, input_name, output_name, in_channels, out_channels,
                                    spatial_dims, max_batch_size))
-        old = None
-        if os.path.exists(target):
-            old = temp_name(target) + ".old"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -419,8 +419,8 @@ def split_series(inputs: Sequence[str], series_filter: re.Pattern[str] | None = 
     `series_filter` (case-insensitive, searched in Modality and SeriesDescription) keeps the
     matching DICOM series; the others are ignored. Volume files are not filtered.
     """
-    from ai4med.deploy.components import output_stem
     from ai4med.io.dicom import DicomSeriesError, list_series
+    from ai4med.io.names import image_stem
 
     plan = InputPlan()
 
@@ -430,7 +430,7 @@ def split_series(inputs: Sequence[str], series_filter: re.Pattern[str] | None = 
         plan.series[name], plan.skipped[name] = description, "ignored: " + why
 
     for path in inputs:
-        base = output_stem(path)
+        base = image_stem(path)
         if not os.path.isdir(path):
             plan.cases.append(DeployInput(path, base))
             continue

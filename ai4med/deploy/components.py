@@ -30,7 +30,6 @@ from ai4med.components.inferers.triton_predictor import FailFastTritonContext
 from ai4med.components.inferers.trtis_inferer import TRTISScanWindowInferer
 from ai4med.components.writers.prediction import MhdWriter, PublishWriter
 from ai4med.inference.loaders import TRTISModelLoader, pbtxt_model_name
-from ai4med.io.names import image_stem
 
 __all__ = [
     "TRTISScanWindowInferer",
@@ -38,14 +37,7 @@ __all__ = [
     "FailFastTritonContext",
     "MhdWriter",
     "PublishWriter",
-    "output_stem",
     "pbtxt_model_name",
 ]
 
 logger = logging.getLogger(__name__)
-
-def output_stem(path: str) -> str:
-    """The output name of an input: its base name without the image extension (a folder: its name)."""
-    return image_stem(path)
-
-

@@ -54,8 +54,6 @@ class EvalOptions:
     metric_space: str | None = None
     #: cases to run instead of the datalist's (e.g. series retrieved from a PACS)
     items: list[dict[str, Any]] | None = None
-    #: writers added to the config's (e.g. DICOM SEG for a PACS)
-    extra_writers: list[Any] = field(default_factory=list)
 
 
 @dataclass

@@ -44,6 +44,7 @@ import numpy as np
 from ai4med.common.constants import ImageProperty
 from ai4med.common.medical_image import MedicalImage
 from ai4med.common.transform_ctx import TransformContext
+from ai4med.components.data.dataset import run_chain
 from ai4med.components.transforms.restore import (  # the one label rule, also a transform
     SegmentationPostProcess,
     grid_of,
@@ -59,14 +60,6 @@ __all__ = ["CasePipeline", "CaseOutput", "SegmentationPostProcess", "to_label_ma
            "same_grid", "restore_to_input", "to_input_labels", "without_field", "run_chain", "spatial_data"]
 
 logger = logging.getLogger(__name__)
-
-
-def run_chain(transforms: Iterable[Any], ctx: TransformContext) -> TransformContext:
-    """Apply transforms (objects with `transform(ctx)`, or callables) in order."""
-    for t in transforms:
-        out = t.transform(ctx) if hasattr(t, "transform") else t(ctx)
-        ctx = out if out is not None else ctx
-    return ctx
 
 
 def without_field(transforms: Iterable[Any], name: str) -> list[Any]:

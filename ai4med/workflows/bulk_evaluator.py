@@ -255,9 +255,6 @@ def evaluator_from_config(cfg: Any, opts: EvalOptions, inference_ctx: Any = None
         items = load_items(datalist, key, root)
         if not items:
             raise UserError(f"{datalist}: the list {key!r} is empty")
-    writers = parts.writers
-    if opts.extra_writers:
-        writers = (list(writers) if writers is not None else [PredictionWriter()]) + list(opts.extra_writers)
     metrics = cfg.build_list(parts.metrics_pointer, "metrics") if do_validation else []
     if do_validation and not metrics:
         from ai4med.components.metrics.dice import ComputeAverageDice
@@ -270,7 +267,7 @@ def evaluator_from_config(cfg: Any, opts: EvalOptions, inference_ctx: Any = None
     if inference_ctx is None:
         inference_ctx = make_inference_context(cfg, opts)
     return BulkEvaluator(
-        items, inference_ctx, parts.inferer, parts.pre, parts.post, writers, parts.label_transforms, metrics,
+        items, inference_ctx, parts.inferer, parts.pre, parts.post, parts.writers, parts.label_transforms, metrics,
         do_validation=do_validation, output_infer_result=output, output_dir=output_dir,
         report_dir=opts.output_dir, progress=opts.progress, overwrite_previous_result=opts.overwrite,
         metric_space=metric_space(cfg, opts, parts.base),

@@ -18,8 +18,8 @@ and gets back an `EngineResult`.
 
 Example:
     >>> import numpy as np
-    >>> to_label(np.array([[[0.2, 0.9]], [[0.8, 0.1]]], "f4"), 0.5).tolist()
-    [[1, 0]]
+    >>> [round(float(p), 3) for p in to_probabilities(np.array([[[0.0, 2.0]], [[0.0, 0.0]]], "f4"))[:, 0, 1]]
+    [0.881, 0.119]
 """
 
 from __future__ import annotations
@@ -69,15 +69,6 @@ def to_probabilities(pred: np.ndarray, activation: str = "auto") -> np.ndarray:
     if act == "sigmoid":
         return 1.0 / (1.0 + np.exp(-pred))
     return pred
-
-
-def to_label(prob: np.ndarray, thresh: float = 0.5) -> np.ndarray:
-    """Channel-first probabilities (C, *spatial) -> uint8 label map, by the one rule of every door
-    (`ai4med.inference.pipeline.to_label_map`): argmax for C > 1, `> thresh` for C = 1."""
-    from ai4med.inference.pipeline import to_label_map
-
-    fmt = {3: "CHW", 4: "CDHW"}.get(prob.ndim, "CDHW")
-    return to_label_map(MedicalImage(np.asarray(prob, np.float32), fmt), thresh).get_data()
 
 
 class Engine:
