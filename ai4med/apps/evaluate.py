@@ -68,7 +68,8 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
 def apply_runtime(ctx: Any, runtime: str) -> None:
     """Check that `--runtime` could apply: local model files take it when they are opened
     (`ai4med.inference.models.open_model`); a model that runs elsewhere cannot take one."""
-    if runtime == "auto" or hasattr(ctx, "runtime"):
+    members = getattr(ctx, "members", None)  # an ensemble: the runtime applied to each member
+    if runtime == "auto" or (all(hasattr(m, "runtime") for m in members) if members else hasattr(ctx, "runtime")):
         return
     from ai4med.errors import UserError
 

@@ -62,6 +62,10 @@ def test_folds_all_is_the_ensemble_of_the_fold_models(mmar, tmp_path, caplog):
         singles.append(_mask(tmp_path / f"s{k}"))
     assert not np.array_equal(singles[0], singles[1])  # the members disagree, so the test can tell
     assert cli(["infer", "-m", mmar, "--folds", "0,7", "-o", str(tmp_path / "x"), "--no_progress"]) == 1
+    # an ensemble takes --runtime like a single model (each member runs on it)
+    assert cli(["infer", "-m", mmar, "--folds", "all", "--runtime", "torch", "-o", str(tmp_path / "rt"),
+                "--no_progress"]) == 0
+    assert np.array_equal(_mask(tmp_path / "rt"), _mask(tmp_path / "all"))
 
 
 def test_server_model_config_lists_an_ensemble(mmar, tmp_path):
