@@ -34,6 +34,20 @@ def case_names(label: str | Sequence[str] | None, n: int) -> list[str | None]:
     return names
 
 
+def segmentation_cases(metric: Any, value: Any, label: Any, label_value: Any, is_2d: bool) -> Any:
+    """(prediction, label, case name) per case of a batch (or of one case) of segmentation outputs, checked:
+    the label is given and the prediction is (N, C, *spatial) or (C, *spatial)."""
+    if label_value is None:
+        raise ValueError(f"metric {metric.get_name()!r} needs the label ({metric.label_field!r})")
+    pred, lab = to_numpy(value), to_numpy(label_value)
+    case_ndim = (2 if is_2d else 3) + 1
+    if pred.ndim == case_ndim:
+        pred, lab = pred[None], lab[None]
+    if pred.ndim != case_ndim + 1:
+        raise ValueError(f"predictions of shape {pred.shape} are not (N, C, {'H, W' if is_2d else 'D, H, W'})")
+    return zip(pred, lab, case_names(label, pred.shape[0]))
+
+
 class RaggedMetricList(MetricList):
     """A MetricList whose per-case vectors may grow (e.g. a class seen late); rows are NaN-padded."""
 

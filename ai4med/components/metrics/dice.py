@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ai4med.components.metrics.base import FieldMetric, RaggedMetricList, case_names, to_numpy
+from ai4med.components.metrics.base import FieldMetric, RaggedMetricList, segmentation_cases
 
 
 def _class_map(pred: np.ndarray, logit_thresh: float) -> np.ndarray:
@@ -104,15 +104,7 @@ class ComputeAverageDice(FieldMetric):
         self.is_one_hot_targets = is_one_hot_targets
 
     def update(self, value: Any, label: Any = None, label_value: Any = None) -> None:
-        if label_value is None:
-            raise ValueError(f"metric {self.get_name()!r} needs the label ({self.label_field!r})")
-        pred, lab = to_numpy(value), to_numpy(label_value)
-        case_ndim = (2 if self.is_2d else 3) + 1
-        if pred.ndim == case_ndim:
-            pred, lab = pred[None], lab[None]
-        if pred.ndim != case_ndim + 1:
-            raise ValueError(f"predictions of shape {pred.shape} are not (N, C, {'H, W' if self.is_2d else 'D, H, W'})")
-        for p, t, name in zip(pred, lab, case_names(label, pred.shape[0])):
+        for p, t, name in segmentation_cases(self, value, label, label_value, self.is_2d):
             scores = dice_per_class(p, t, self.remove_bg, self.logit_thresh, self.is_one_hot_targets)
             self.metric_list.update(scores, name)
 

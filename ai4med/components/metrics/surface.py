@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ai4med.components.metrics.base import FieldMetric, case_names, to_numpy
+from ai4med.components.metrics.base import FieldMetric, segmentation_cases
 from ai4med.components.metrics.dice import MetricDiceFromArray, _class_map
 
 __all__ = ["ComputeHausdorff95", "ComputeSurfaceDice", "surface_scores"]
@@ -91,15 +91,7 @@ class _SurfaceMetric(FieldMetric):
         return {}
 
     def update(self, value: Any, label: Any = None, label_value: Any = None) -> None:
-        if label_value is None:
-            raise ValueError(f"metric {self.get_name()!r} needs the label ({self.label_field!r})")
-        pred, lab = to_numpy(value), to_numpy(label_value)
-        case_ndim = (2 if self.is_2d else 3) + 1
-        if pred.ndim == case_ndim:
-            pred, lab = pred[None], lab[None]
-        if pred.ndim != case_ndim + 1:
-            raise ValueError(f"predictions of shape {pred.shape} are not (N, C, {'H, W' if self.is_2d else 'D, H, W'})")
-        for p, t, name in zip(pred, lab, case_names(label, pred.shape[0])):
+        for p, t, name in segmentation_cases(self, value, label, label_value, self.is_2d):
             self.metric_list.update(surface_scores(p, t, self.kind, self.remove_bg, self.spacing,
                                                    logit_thresh=self.logit_thresh, **self._extra()), name)
 
