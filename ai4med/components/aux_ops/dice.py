@@ -9,7 +9,8 @@ import torch
 
 from ai4med.common.build_ctx import BuildContext
 from ai4med.components.aux_ops.aux_op import AuxiliaryOperation
-from ai4med.components.losses.targets import onehot_targets, to_channels_first
+from ai4med.components.losses.targets import index_labels, onehot_targets, to_channels_first
+from ai4med.utils.arrays import channel_argmax
 
 
 def hard_dice_per_class(
@@ -31,34 +32,47 @@ def hard_dice_per_class(
     Returns:
         (scores, present), both (N, C') float tensors (C' = C - 1 with `skip_background`).
     """
-    p = to_channels_first(torch.as_tensor(predictions), data_format).float()
+    p = to_channels_first(torch.as_tensor(predictions), data_format)
     n_classes = p.shape[1]
-    if is_independent_predictions or n_classes == 1:
-        pred = (p > threshold).float()
-    else:
-        pred = onehot_targets(p.argmax(1, keepdim=True), n_classes, p.ndim)
     t = torch.as_tensor(label, device=p.device)
-    if is_onehot_targets:
-        target = (to_channels_first(t, data_format) > 0.5).float()
-    elif n_classes == 1:
-        target = (to_channels_first(t, data_format) > 0).float() if t.ndim == p.ndim else (t > 0).float()[:, None]
-    else:
+    if skip_background and n_classes == 1:
+        raise ValueError("There is only 1 single channel in the predicted output, and skip_background is True")
+    if not (is_independent_predictions or is_onehot_targets or n_classes == 1):
+        # argmax against index labels: one confusion count per case instead of two one-hot tensors
         if t.ndim == p.ndim:
             t = to_channels_first(t, data_format)
-        target = onehot_targets(t, n_classes, p.ndim)
-    if target.shape != pred.shape:
-        raise ValueError(f"label {tuple(target.shape)} does not match predictions {tuple(pred.shape)}")
+        labels = index_labels(t, n_classes, p.ndim)
+        if labels.shape[2:] != p.shape[2:] or labels.shape[0] != p.shape[0]:
+            raise ValueError(f"label {tuple(labels.shape)} does not match predictions {tuple(p.shape)}")
+        inter, pred_sum, target_sum = _confusion_sums(channel_argmax(p, 1), labels[:, 0], n_classes)
+    else:
+        pf = p.float()
+        pred = (pf > threshold).float() if is_independent_predictions or n_classes == 1 else \
+            onehot_targets(channel_argmax(pf, 1, keepdim=True), n_classes, p.ndim)
+        if is_onehot_targets:
+            target = (to_channels_first(t, data_format) > 0.5).float()
+        else:  # one channel
+            target = (to_channels_first(t, data_format) > 0).float() if t.ndim == p.ndim else (t > 0).float()[:, None]
+        if target.shape != pred.shape:
+            raise ValueError(f"label {tuple(target.shape)} does not match predictions {tuple(pred.shape)}")
+        axes = list(range(2, p.ndim))
+        inter, pred_sum, target_sum = (pred * target).sum(axes), pred.sum(axes), target.sum(axes)
     if skip_background:
-        if n_classes == 1:
-            raise ValueError("There is only 1 single channel in the predicted output, and skip_background is True")
-        pred, target = pred[:, 1:], target[:, 1:]
-    axes = list(range(2, p.ndim))
-    inter = (pred * target).sum(axes)
-    total = pred.sum(axes) + target.sum(axes)
+        inter, pred_sum, target_sum = inter[:, 1:], pred_sum[:, 1:], target_sum[:, 1:]
+    total = pred_sum + target_sum
     score = inter / (total - inter) if jaccard else 2.0 * inter / total
-    present = target.sum(axes) > 0
+    present = target_sum > 0
     score = torch.where(present, score, torch.full_like(score, float("nan")))
     return score, present.float()
+
+
+def _confusion_sums(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, ...]:
+    """(intersection, predicted voxels, label voxels) per (case, class), float (N, C), from class maps."""
+    n = pred.shape[0]
+    code = (torch.arange(n, device=pred.device).view(n, *[1] * (pred.ndim - 1)) * n_classes + pred) * n_classes + target
+    counts = torch.bincount(code.reshape(-1), minlength=n * n_classes * n_classes).view(n, n_classes, n_classes)
+    counts = counts.float()  # [case, predicted class, label class]
+    return counts.diagonal(dim1=1, dim2=2), counts.sum(2), counts.sum(1)
 
 
 def _nanmean(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
