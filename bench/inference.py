@@ -15,7 +15,8 @@ The UNet is first trained briefly on the volume (`--train-steps`, blobs > 0.5) s
 and the INT8 row's mask Dice against fp32, mean something. The INT8 row runs what `ai4med export
 --int8` writes (NNCF post-training quantisation of the ONNX export, on OpenVINO). GFLOP/s is the
 scan's convolution work (windows x FLOPs of one window, `torch.utils.flop_counter`) per second,
-beside this CPU's sgemm ceiling.
+beside this CPU's sgemm ceiling. "stitch %" is the scan's time outside the network calls (padding,
+window gathering, blending, normalising, cropping) as a share of the network's time.
 
 Usage:
     .venv/bin/python bench/inference.py                  # full benchmark
@@ -120,21 +121,35 @@ def run_worker(side: str, options: dict, work: Path, repeats: int, out: Path | N
 
             ctx = TorchInferenceContext(net, **options)
         inferer = TorchScanWindowInferer(ROI, BATCH, overlap=OVERLAP)
+        network_s = [0.0]  # seconds inside the predictor (the network): the rest of a scan is the stitcher's
+        predict = inferer.predictor.predict
+
+        def timed_predict(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return predict(*args, **kwargs)
+            finally:
+                network_s[0] += time.perf_counter() - start
+
+        inferer.predictor.predict = timed_predict
 
         def infer():
+            network_s[0] = 0.0
             return inferer.infer({"image": image}, "NCDHW", ctx)["pred"]
 
     start = time.perf_counter()
     result = infer()
     warmup = time.perf_counter() - start
-    times = []
+    times, network = [], []
     for _ in range(repeats):  # the saved output is the last timed run's
         start = time.perf_counter()
         result = infer()
         times.append(time.perf_counter() - start)
+        if side != "monai":
+            network.append(network_s[0])
     if out is not None:
         np.save(out, result.astype(np.float32))
-    info = {"times": times, "warmup": warmup, "threads": torch.get_num_threads()}
+    info = {"times": times, "network": network, "warmup": warmup, "threads": torch.get_num_threads()}
     if side == "ai4med":
         info["precision"] = f"{ctx.runtime} {ctx.precision}"
     return info
@@ -216,6 +231,12 @@ def dice_fg(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if denom == 0 else float(2 * (ma & mb).sum() / denom)
 
 
+def stitch_share(row: dict) -> str:
+    """Median over runs of (scan seconds - network seconds) / network seconds, as a percentage."""
+    pairs = [(t, n) for t, n in zip(row.get("times", []), row.get("network", [])) if n > 0]
+    return f"{100 * statistics.median((t - n) / n for t, n in pairs):.1f}" if pairs else ""
+
+
 def n_windows(size: tuple[int, ...]) -> int:
     """Windows of the scan (MONAI's grid: steps of roi * (1 - overlap), the last one flush with the end)."""
     n = 1
@@ -282,7 +303,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating MONAI / ai4med rounds")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per process (after one warm-up)")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
-    p.add_argument("--train-steps", type=int, default=40,
+    p.add_argument("--train-steps", type=int, default=150,
                    help="train the UNet this many steps first so masks are meaningful (0: random weights)")
     p.add_argument("--int8-windows", type=int, default=64, help="NNCF calibration windows of the INT8 row")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -338,17 +359,28 @@ def main() -> None:
         rows[name] = measure(name, work, a.repeats)
         print(f"  measured {name}: {statistics.median(rows[name]['times']):.2f} s", flush=True)
 
-    # 2. MONAI vs ai4med default, alternately
+    # 2. MONAI vs ai4med default (and INT8), alternately: the headline ratios are medians over these rounds
     monai_t, default_t = [], []
+    default_rows = {"times": [], "network": []}
+    int8_name = "ai4med INT8 (NNCF, OpenVINO)"
+    int8 = rows.get(int8_name, {})
     for r in range(a.rounds):
         monai = measure("monai", work, a.repeats, save=r == 0)
         default = measure("ai4med", work, a.repeats, save=r == 0)
         monai_t += monai["times"]
         default_t += default["times"]
+        default_rows["times"] += default["times"]
+        default_rows["network"] += default["network"]
         if r == 0:
             monai_out, default_out, default_precision = monai["out"], default["out"], default["precision"]
-        print(f"  round {r + 1}: MONAI {statistics.median(monai['times']):.2f} s, "
-              f"ai4med default {statistics.median(default['times']):.2f} s", flush=True)
+        line = (f"  round {r + 1}: MONAI {statistics.median(monai['times']):.2f} s, "
+                f"ai4med default {statistics.median(default['times']):.2f} s")
+        if "times" in int8:
+            more = measure(int8_name, work, a.repeats, save=False)
+            int8["times"] += more["times"]
+            int8["network"] += more["network"]
+            line += f", INT8 {statistics.median(more['times']):.2f} s"
+        print(line, flush=True)
 
     ref, fp32 = np.load(monai_out), np.load(rows[FP32]["out"])
     default_arr = np.load(default_out)
@@ -360,7 +392,7 @@ def main() -> None:
     print(f"{n_windows(tuple(a.size))} windows = {gflop:.0f} GFLOP per scan; the machine's sgemm ceiling "
           f"{probe['sgemm_gflops']:.0f} GFLOP/s")
     print(f"{'configuration':40s} {'median s':>9s} {'vs MONAI':>9s} {'GFLOP/s':>8s} {'max|d| fp32':>12s} "
-          f"{'Dice vs fp32':>13s}")
+          f"{'Dice vs fp32':>13s} {'stitch %':>9s}")
     print(f"{'MONAI sliding_window_inference (fp32)':40s} {monai_med:9.3f} {1.0:9.2f} {gflop / monai_med:8.1f} "
           f"{'':>12s} {'':>13s}")
     gpu_monai = rows.get("MONAI fp32 (cuda)", {})
@@ -374,16 +406,17 @@ def main() -> None:
         extra = f" (first call {row['warmup']:.1f} s)"
         base = gpu_base if name in GPU_ROWS and gpu_base else monai_med  # GPU rows: vs MONAI on the GPU
         print(f"{name:40s} {med:9.3f} {base / med:9.2f} {gflop / med:8.1f} {float(np.abs(out - fp32).max()):12.2e} "
-              f"{dice_fg(out, fp32):13.4f}{extra}")
+              f"{dice_fg(out, fp32):13.4f} {stitch_share(row):9s}{extra}")
     print(f"{'ai4med default (auto: ' + default_precision + ')':40s} {default_med:9.3f} "
           f"{monai_med / default_med:9.2f} {gflop / default_med:8.1f} {float(np.abs(default_arr - fp32).max()):12.2e} "
-          f"{dice_fg(default_arr, fp32):13.4f}")
+          f"{dice_fg(default_arr, fp32):13.4f} {stitch_share(default_rows):9s}")
+    print("stitch %: the scan's time outside the network calls (pad, window gather, blend, normalise, crop) as a "
+          "share of the network's time, median over runs")
     fg = float((fp32.argmax(1) == 1).mean())
     print(f"foreground of the fp32 mask: {100 * fg:.1f} % of the voxels ({a.train_steps} training steps)")
     print(f"\nBENCH scan_window_fp32_max_abs_diff {diff:.3e}")
     print(f"BENCH scan_window_speedup_vs_monai {monai_med / default_med:.3f}")
     print(f"BENCH scan_window_mask_dice_vs_fp32 {dice_fg(default_arr, fp32):.4f}")
-    int8 = rows.get("ai4med INT8 (NNCF, OpenVINO)", {})
     if "times" in int8:
         print(f"BENCH scan_window_int8_speedup_vs_monai {monai_med / statistics.median(int8['times']):.3f}")
         print(f"BENCH scan_window_int8_mask_dice_vs_fp32 {dice_fg(np.load(int8['out']), fp32):.4f}")

@@ -63,6 +63,7 @@ def test_export_int8_then_infer_with_it(mmar, tmp_path, capsys, caplog):
     assert cli(["export", "-m", mmar, "-o", str(out), "--no_triton", "--int8", "--int8_windows", "8"]) == 0
     report = capsys.readouterr().out
     assert "int8" in report and "mask Dice vs fp32 on 1 validation case(s)" in report and "ok" in report
+    assert "preset performance" in report  # the fastest preset passed the bar: the fallback did not run
     assert (out / "model_int8.xml").is_file() and (out / "model_int8.bin").is_file()
     positions = json.load(open(out / "model_int8_calibration.json"))["positions"]
     assert sum(len(v) for v in positions.values()) == 8
@@ -85,6 +86,7 @@ def test_int8_below_the_bar_refuses_the_export(mmar, tmp_path, capsys):
                 "--int8_min_dice", "1.01"]) == 1
     captured = capsys.readouterr()
     assert "FAILED" in captured.out and "parity check failed for int8" in captured.err
+    assert "preset mixed" in captured.out  # both presets were tried, the last one is reported
     assert os.listdir(out) == []
     assert cli(["infer", "-m", mmar, "--precision", "int8", "-o", str(tmp_path / "x"), "--no_progress"]) == 1
     assert "ai4med export -m MMAR --int8" in capsys.readouterr().err  # models/ has no INT8 export
