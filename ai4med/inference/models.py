@@ -364,6 +364,9 @@ def describe(ctx: Any) -> str:
         parts.append(str(where))
     if runtime:
         parts.append(f"runtime {runtime}")
+    precision = getattr(ctx, "precision", None)  # as resolved for this machine ("auto" -> bf16 / fp16 / fp32)
+    if isinstance(precision, str):
+        parts.append(f"precision {precision}")
     device = getattr(ctx, "device", None)
     if device is not None:
         parts.append(f"on {device}")
