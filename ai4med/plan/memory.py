@@ -53,7 +53,7 @@ def net_args(in_channels: int, num_classes: int, kernels: list, strides: list, f
             "norm_name": "instance", "deep_supervision": deep_supervision, "deep_supr_num": deep_supr_num}
 
 
-def _one(net: Any, opt: Any, x: Any, dev: Any, count: bool = False) -> tuple[float, float]:
+def _one(net: Any, opt: Any, x: Any, dev: Any, count: bool = False, precision: str = "fp32") -> tuple[float, float]:
     """(seconds, bytes saved for backward + output and its gradient) of one training step."""
     import torch
 
@@ -70,7 +70,9 @@ def _one(net: Any, opt: Any, x: Any, dev: Any, count: bool = False) -> tuple[flo
 
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=False)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    from ai4med.components.inferers.precision import autocast
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(precision, dev):
         out = net(x)
     loss = out.float().square().mean()
     loss.backward()
@@ -81,7 +83,8 @@ def _one(net: Any, opt: Any, x: Any, dev: Any, count: bool = False) -> tuple[flo
     return secs, float(sum(seen.values()) + 2 * out.numel() * out.element_size())
 
 
-def _steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str) -> list[dict[str, Any]]:
+def _steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str,
+           precision: str = "fp32") -> list[dict[str, Any]]:
     """Measure each (patch, batch) in turn."""
     import torch
     from monai.networks.nets import DynUNet
@@ -98,29 +101,33 @@ def _steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: st
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
             base = torch.cuda.memory_allocated(dev) - params  # the parameters count in the peak
-            secs = [_one(net, opt, x, dev)[0] for _ in range(3)]  # the first also allocates Adam's state
+            secs = [_one(net, opt, x, dev, precision=precision)[0] for _ in range(3)]  # the first allocates Adam's state
             peak = float(torch.cuda.max_memory_allocated(dev) - base)
         else:
-            _, saved = _one(net, opt, x, dev, count=True)
-            secs = [_one(net, opt, x, dev)[0] for _ in range(3)]  # min of 3: contention only adds time
+            _, saved = _one(net, opt, x, dev, count=True, precision=precision)
+            secs = [_one(net, opt, x, dev, precision=precision)[0] for _ in range(3)]  # min of 3: contention only adds
             peak = saved + 4 * params  # parameters, gradients, Adam's two moments
-        out.append({"peak_bytes": peak, "step_seconds": float(min(secs[1:] if dev.type == "cuda" else secs)), "param_bytes": params,
-                    "patch": list(patch), "batch": int(batch), "device": dev.type})
+        out.append({"peak_bytes": peak, "step_seconds": float(min(secs[1:] if dev.type == "cuda" else secs)),
+                    "param_bytes": params, "patch": list(patch), "batch": int(batch), "device": dev.type,
+                    "precision": precision})
         del x
     return out
 
 
-def measure_steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str = "cpu") -> list[dict]:
-    """Peak bytes and seconds of a training step at each (patch, batch) (see the module docstring)."""
+def measure_steps(args: dict[str, Any], shapes: list[tuple[list[int], int]], device: str = "cpu",
+                  precision: str = "fp32") -> list[dict]:
+    """Peak bytes and seconds of a training step at each (patch, batch) (see the module docstring), the
+    forward pass under `precision`'s autocast (as `use_amp` trains)."""
     import torch
 
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    res = _steps(args, [(list(p), int(b)) for p, b in shapes], device)
+    res = _steps(args, [(list(p), int(b)) for p, b in shapes], device, precision)
     logger.debug("measured %s", res)
     return res
 
 
-def measure_step(args: dict[str, Any], patch: list[int], batch: int, device: str = "cpu") -> dict[str, Any]:
+def measure_step(args: dict[str, Any], patch: list[int], batch: int, device: str = "cpu",
+                 precision: str = "fp32") -> dict[str, Any]:
     """Peak bytes and seconds of one training step of the DynUNet `args` at `patch` x `batch`."""
-    return measure_steps(args, [(patch, batch)], device)[0]
+    return measure_steps(args, [(patch, batch)], device, precision)[0]

@@ -66,7 +66,7 @@ def train_config(plans: dict[str, Any], num_cache: int) -> dict[str, Any]:
         "num_training_epoch_per_valid": t["num_training_epoch_per_valid"],
         "learning_rate": t["optimizer"]["learning_rate"],
         "multi_gpu": False,
-        "use_amp": bool(gpu),
+        "use_amp": gpu or t.get("precision", "fp32") != "fp32",  # GPU budgets: autocast wherever measured
         "determinism": {"random_seed": 0},
         "train_summary_recording_interval": 10,
         "train": {

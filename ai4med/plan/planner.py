@@ -91,8 +91,8 @@ class _Meter:
     linearly with the voxels) and step time from multiply-adds (`memory.step_flops`) at a measured
     seconds-per-multiply-add (calibrated once, on the first topology's larger probe)."""
 
-    def __init__(self, budget: Budget, measure: Callable[..., list[dict[str, Any]]]) -> None:
-        self.budget, self.measure = budget, measure
+    def __init__(self, budget: Budget, measure: Callable[..., list[dict[str, Any]]], precision: str = "fp32") -> None:
+        self.budget, self.measure, self.precision = budget, measure, precision
         self.calib: dict[str, tuple[float, float]] = {}
         self.s_per_flop: float | None = None
         self.runs: list[dict[str, Any]] = []
@@ -102,7 +102,7 @@ class _Meter:
         return repr((args["strides"], args["kernel_size"], args["filters"]))
 
     def run(self, args: dict[str, Any], shapes: list[tuple[list[int], int]]) -> list[dict[str, Any]]:
-        res = self.measure(args, shapes, self.budget.device)
+        res = self.measure(args, shapes, self.budget.device, precision=self.precision)
         self.runs.extend(res)
         return res
 
@@ -125,6 +125,15 @@ class _Meter:
                 self.s_per_flop = big["step_seconds"] / step_flops(args, big["patch"], 1)
         m0, m1 = self.calib[key]
         return m0 + m1 * float(np.prod(patch)) * batch, float(self.s_per_flop) * step_flops(args, list(patch), batch)
+
+
+def training_precision(budget: Budget) -> str:
+    """The autocast precision `use_amp: true` trains with where the budget's steps are measured: fp16 on
+    CUDA, bf16 on a CPU with AMX-BF16 (twice the fp32 speed of a training step there), else fp32 (where
+    `use_amp` is written false). nnU-Net trains with autocast on GPUs for the same reason."""
+    from ai4med.components.inferers.precision import resolve_precision
+
+    return resolve_precision("auto", budget.device)
 
 
 def make_plans(
@@ -157,7 +166,8 @@ def make_plans(
         raise UserError(f"mixed normalisation schemes across channels ({sorted(schemes)}, modalities "
                         f"{list(modalities)}) are not supported yet: plan CT and non-CT channels separately")
 
-    meter = _Meter(budget, measure)
+    precision = training_precision(budget)
+    meter = _Meter(budget, measure, precision)
     n_train = max(1, len(cases) - int(np.ceil(len(cases) / num_folds)))
     dataset_voxels = float(sum(np.prod(s) for s in resampled)) * in_ch
 
@@ -231,7 +241,7 @@ def make_plans(
         "augmentations": rules.augmentations(budget.kind, spacing),
         "mirror_axes": mirror,
         "tta": budget.kind != "cpu",
-        "training": {**length, "optimizer": optim, "lr_policy": lr_policy,
+        "training": {**length, "optimizer": optim, "lr_policy": lr_policy, "precision": precision,
                      "loss": {"name": "CrossEntropyDice", "args": {"skip_background": True}},
                      "iterations_per_epoch": n_train},
         "folds": num_folds,
@@ -246,5 +256,6 @@ def make_plans(
             "sampling": "rules.foreground_sampling (nnU-Net oversample_foreground_percent 0.33)",
             "mirror_axes": "rules.mirror_axes (nnU-Net mirroring + test-time mirroring)",
             "training": "rules.training_length (nnU-Net 1000 x 250 iterations; cpu: the measured steps that fit)",
+            "precision": "planner.training_precision (nnU-Net trains with autocast; use_amp's auto, measured)",
         },
     }

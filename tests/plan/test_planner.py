@@ -16,14 +16,18 @@ from ai4med.plan.fingerprint import dataset_fingerprint
 from ai4med.plan.planner import GIB, make_plans, resolve_budget
 
 
+precisions: list[str] = []  # the precision of every fake measurement
+
+
 def fake_measure(per_voxel: float = 4000.0):
     calls = []
 
-    def measure(args, shapes, device):
+    def measure(args, shapes, device, precision="fp32"):
         out = []
         for patch, batch in shapes:
             vox = float(np.prod(patch)) * batch
             calls.append((list(patch), batch))
+            precisions.append(precision)
             out.append({"peak_bytes": 3e5 + per_voxel * vox, "step_seconds": 1e-6 * vox, "param_bytes": 1e5,
                         "patch": list(patch), "batch": batch, "device": "cpu"})
         return out
@@ -133,3 +137,24 @@ def test_gpu_budget_config_builds_every_component(ct_dataset, tmp_path):
     assert engine.state.iteration == 2  # 2 training cases in fold 0's complement, one step each
     inferer = cfg.build("/validate/inferer", "inferers")
     assert inferer.tta == [0, 1, 2] and inferer.roi_size == plans["patch_size"]
+
+
+def test_steps_are_measured_and_trained_in_the_machines_autocast_precision(fp, ct_dataset, tmp_path):
+    """The planner measures under the precision `use_amp: true` resolves to here (bf16 on AMX CPUs, else fp32)
+    and writes use_amp to match; GPU budgets always train with autocast."""
+    from ai4med.components.inferers.precision import resolve_precision
+    from ai4med.plan.memory import measure_steps, net_args
+    from ai4med.plan.mmar import train_config
+
+    expected = resolve_precision("auto", "cpu")
+    measure, _ = fake_measure()
+    precisions.clear()
+    plans = make_plans(fp, ["CT"], resolve_budget("cpu", memory_gb=0.01), 3, num_folds=2, measure=measure)
+    assert plans["training"]["precision"] == expected and set(precisions) == {expected}
+    assert train_config(plans, 2)["use_amp"] is (expected != "fp32")
+    gpu = make_plans(fp, ["CT"], resolve_budget("gpu8", memory_gb=0.01, device="cpu"), 3, 2, measure=measure)
+    assert train_config(gpu, 2)["use_amp"] is True
+    args = net_args(1, 2, [[3, 3, 3]] * 3, [[1, 1, 1], [2, 2, 2], [2, 2, 2]], [4, 8, 16], False, 0)
+    for p in ("fp32", "bf16"):  # a real step under each autocast
+        (res,) = measure_steps(args, [([16, 16, 16], 1)], "cpu", p)
+        assert res["precision"] == p and res["step_seconds"] > 0 and res["peak_bytes"] > 4 * res["param_bytes"]
