@@ -30,7 +30,10 @@ import numpy as np  # noqa: F401  (doctest namespace)
 
 from ai4med.inference.pipeline import CaseOutput, CasePipeline
 
-__all__ = ["CaseResult", "run_cases", "case_name"]
+__all__ = ["CaseResult", "run_cases", "case_name", "prefetch_depth"]
+
+#: cases prepared ahead at most, and the share of the available memory they may take
+MAX_PREFETCH, PREFETCH_MEMORY_SHARE = 4, 0.25
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def run_cases(
     output_dir: str | None = None,
     on_case: Callable[[dict[str, Any], CaseOutput, CaseResult], None] | None = None,
     write: bool = True,
-    prefetch: int = 1,
+    prefetch: int | None = None,
     progress: bool | None = None,
     desc: str = "infer",
     names: Sequence[str] | None = None,
@@ -74,7 +77,8 @@ def run_cases(
         output_dir: where the writers write. write: run the writers.
         on_case: called with (item, output, result) after a case succeeded; an exception in it
             fails that case.
-        prefetch: cases prepared ahead on a background thread (0: none).
+        prefetch: cases prepared ahead on a background thread (0: none; None: from the first prepared
+            case's size, `prefetch_depth`: as many as fit a quarter of the available memory, 1 to 4).
         progress: tqdm bar (None: only on a terminal; its rate is cases/s). names: the cases' names.
         background_write: write each case on a background thread while the next one is inferred
             (nnU-Net's predictor does the same); at most one case waits to be written. The files are
@@ -148,8 +152,42 @@ def _log_done(result: CaseResult) -> None:
     logger.info("%s: %s", result.name, " ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
 
 
-def _prepared(pipeline: CasePipeline, items: Sequence[dict[str, Any]], prefetch: int) -> Iterator[tuple[Any, float]]:
-    """(context or exception, seconds) per item, `prefetch` items prepared ahead on a thread."""
+def case_bytes(ctx: Any) -> int:
+    """Bytes of the arrays a prepared case holds (its images and array fields)."""
+    from ai4med.common.medical_image import MedicalImage
+
+    total = 0
+    for value in (ctx.values() if isinstance(ctx, dict) else ()):
+        data = value.get_data() if isinstance(value, MedicalImage) else value
+        total += int(getattr(data, "nbytes", 0) or 0)
+    return total
+
+
+def available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def prefetch_depth(nbytes: int, available: int | None, cap: int = MAX_PREFETCH,
+                   share: float = PREFETCH_MEMORY_SHARE) -> int:
+    """Cases to prepare ahead: as many cases of `nbytes` as fit `share` of the `available` memory, 1 to `cap`
+    (1 where the memory is unknown). Large volumes queue fewer: memory stays bounded by the volume size."""
+    if not available or nbytes <= 0:
+        return 1
+    return max(1, min(cap, int(share * available // nbytes)))
+
+
+def _prepared(pipeline: CasePipeline, items: Sequence[dict[str, Any]],
+              prefetch: int | None) -> Iterator[tuple[Any, float]]:
+    """(context or exception, seconds) per item, `prefetch` items prepared ahead on a thread (None: sized
+    from the first case, `prefetch_depth`)."""
 
     def load(item: dict[str, Any]) -> tuple[Any, float]:
         t = time.perf_counter()
@@ -158,19 +196,22 @@ def _prepared(pipeline: CasePipeline, items: Sequence[dict[str, Any]], prefetch:
         except Exception as e:  # reported by the loop, in order
             return e, time.perf_counter() - t
 
-    if prefetch <= 0:
+    if prefetch is not None and prefetch <= 0:
         for item in items:
             yield load(item)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-load") as pool:
-        pending: list[Future] = []
         it = iter(items)
-        for item in _take(it, prefetch + 1):
-            pending.append(pool.submit(load, item))
+        pending = [pool.submit(load, item) for item in _take(it, 1 if prefetch is None else prefetch)]
+        depth = prefetch
         while pending:
-            yield pending.pop(0).result()
-            for item in _take(it, 1):
+            ready = pending.pop(0).result()
+            if depth is None:  # sized on the first case: later cases of a folder are alike
+                depth = prefetch_depth(case_bytes(ready[0]), available_memory())
+                logger.debug("preparing up to %d case(s) ahead", depth)
+            for item in _take(it, depth - len(pending)):  # queued while the consumer runs this case
                 pending.append(pool.submit(load, item))
+            yield ready
 
 
 def _take(it: Iterator[Any], n: int) -> list[Any]:

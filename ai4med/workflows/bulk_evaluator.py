@@ -104,7 +104,8 @@ class BulkEvaluator:
         image_field / label_field / output_field: context field names ("image", "label", "model").
         overwrite_previous_result: False skips cases whose default output file exists (inference only).
         progress: tqdm progress bar (None: only on a terminal).
-        prefetch: load this many cases ahead on a background thread (0: none).
+        prefetch: load this many cases ahead on a background thread (0: none; None: as many as a quarter
+            of the available memory holds, 1 to 4, `inference.runner.prefetch_depth`).
         metric_space: "label" or "model" (see the module docstring).
     """
 
@@ -127,7 +128,7 @@ class BulkEvaluator:
         output_field: str = "model",
         overwrite_previous_result: bool = True,
         progress: bool | None = None,
-        prefetch: int = 1,
+        prefetch: int | None = None,
         metric_space: str = "label",
     ) -> None:
         if metric_space not in ("label", "model"):
@@ -146,7 +147,7 @@ class BulkEvaluator:
         self.image_field, self.label_field, self.output_field = image_field, label_field, output_field
         self.overwrite_previous_result = bool(overwrite_previous_result)
         self.progress = progress
-        self.prefetch = max(0, int(prefetch))
+        self.prefetch = None if prefetch is None else max(0, int(prefetch))
         self.metric_space = metric_space
         if self.output_infer_result and not self.output_dir:
             raise ValueError("output_infer_result needs an output_dir")

@@ -62,3 +62,48 @@ def test_a_failed_background_write_fails_that_case_only(tmp_path):
     errors = {r.name: r.error for r in res}
     assert len(res) == 3 and [k for k, v in errors.items() if v] == ["case_001.nii.gz"] and "disk full" in errors["case_001.nii.gz"]
     assert sorted(os.listdir(tmp_path / "out")) == ["case_000", "case_002"]
+
+
+def test_prefetch_depth_follows_the_volume_size():
+    from ai4med.inference.runner import MAX_PREFETCH, prefetch_depth
+
+    gib = 1024**3
+    assert prefetch_depth(100 * 2**20, 16 * gib) == MAX_PREFETCH  # small volumes: the cap
+    assert prefetch_depth(2 * gib, 16 * gib) == 2  # a quarter of 16 GiB holds two 2 GiB cases
+    assert prefetch_depth(8 * gib, 16 * gib) == 1  # at least one, however large
+    assert prefetch_depth(1000, None) == 1  # memory unknown
+
+
+def test_the_queue_of_prepared_cases_is_bounded_by_memory(monkeypatch):
+    """With prefetch=None the depth comes from the first case's bytes and the available memory; no more cases are
+    ever prepared ahead of the one running than that depth."""
+    import numpy as np
+
+    from ai4med.inference import runner
+
+    case = np.zeros(1000, np.float32)  # 4000 bytes a case
+    monkeypatch.setattr(runner, "available_memory", lambda: 4 * 2 * case.nbytes)  # a quarter holds 2 cases
+    state = {"prepared": 0, "run": 0, "ahead": []}
+
+    class Stub:
+        image_field, writers = "image", []
+
+        def prepare(self, item):
+            state["prepared"] += 1
+            return {"image": case.copy()}
+
+        def run(self, item, output_dir, prepared=None, write=True):
+            import time
+
+            time.sleep(0.05)  # let the loader run ahead as far as it may
+            state["ahead"].append(state["prepared"] - state["run"] - 1)  # prepared, not yet run, besides this one
+            state["run"] += 1
+
+            class Out:
+                seconds, outputs, ctx = {}, [], None
+
+            return Out()
+
+    res = runner.run_cases(Stub(), [{"image": f"c{i}"} for i in range(8)], progress=False)
+    assert [r.error for r in res] == [None] * 8
+    assert max(state["ahead"]) == 2 and state["prepared"] == 8

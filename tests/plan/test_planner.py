@@ -15,7 +15,6 @@ from ai4med.plan.dataset import read_plan_input
 from ai4med.plan.fingerprint import dataset_fingerprint
 from ai4med.plan.planner import GIB, make_plans, resolve_budget
 
-
 precisions: list[str] = []  # the precision of every fake measurement
 
 
