@@ -261,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", default=None, help="work folder (default: a temporary one, removed)")
+    ap.add_argument("--methods", nargs="+", default=["planned", "hand", "monai"], choices=["planned", "hand", "monai"],
+                    help="which methods to run (the BENCH lines need planned and hand)")
     args = ap.parse_args(argv)
 
     import logging
@@ -277,16 +279,20 @@ def main(argv: list[str] | None = None) -> int:
             n_cls = 4
             print(f"== {name}: {args.cases} cases, {args.budget_s:.0f} s per method, {args.threads} threads")
             rows = {}
-            d, it, s, plans = run_planned(dl, os.path.join(work, f"{name}_runs"), args.budget_s)
-            rows["planned"] = (d, it, s)
-            print(f"planned: patch {plans['patch_size']} batch {plans['batch_size']} spacing "
-                  f"{plans['target_spacing']} norm {plans['normalization'][0]['scheme']} "
-                  f"levels {len(plans['network']['strides'])}")
-            rows["hand"] = run_hand(dl, os.path.join(work, f"{name}_runs"), args.budget_s, n_cls)
-            rows["monai"] = run_monai(dl, args.budget_s, n_cls, args.seed)
+            if "planned" in args.methods:
+                d, it, s, plans = run_planned(dl, os.path.join(work, f"{name}_runs"), args.budget_s)
+                rows["planned"] = (d, it, s)
+                print(f"planned: patch {plans['patch_size']} batch {plans['batch_size']} spacing "
+                      f"{plans['target_spacing']} norm {plans['normalization'][0]['scheme']} "
+                      f"levels {len(plans['network']['strides'])}")
+            if "hand" in args.methods:
+                rows["hand"] = run_hand(dl, os.path.join(work, f"{name}_runs"), args.budget_s, n_cls)
+            if "monai" in args.methods:
+                rows["monai"] = run_monai(dl, args.budget_s, n_cls, args.seed)
             for k, (d, it, s) in rows.items():
-                print(f"{name:7s} {k:8s} dice {d:.4f}  ({it} iterations in {s:.0f} s)")
-            gains[name] = rows["planned"][0] - rows["hand"][0]
+                print(f"{name:7s} {k:8s} dice {d:.4f}  ({it} iterations in {s:.0f} s)", flush=True)
+            if "planned" in rows and "hand" in rows:
+                gains[name] = rows["planned"][0] - rows["hand"][0]
     finally:
         if args.output is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -69,17 +69,20 @@ def run(args: argparse.Namespace) -> int:
     plans = make_plans(fp, modalities, budget, n_cls, args.folds)
     data_root = os.path.abspath(args.file_root or os.path.dirname(os.path.abspath(args.datalist)))
     files = write_mmar(root, plans, fp, data.cases, data_root, data.labels, data.name)
-    if plans["budget"]["kind"] == "cpu" and plans["budget"].get("time_s"):  # count the data chain's time too
-        from ai4med.plan.calibrate import data_seconds, refit_training_length
+    if plans["budget"]["kind"] == "cpu" and plans["budget"].get("time_s"):  # a real iteration, data included
+        from ai4med.plan.calibrate import data_seconds, iteration_seconds, refit_training_length
 
-        prefix_s, random_s = data_seconds(files["config"], files["environment"], root, data.cases[0])
-        plans["training"] = refit_training_length(plans, prefix_s, random_s, plans["training"]["iterations_per_epoch"])
+        prefix_s, _ = data_seconds(files["config"], files["environment"], root, data.cases[0])
+        iteration_s = iteration_seconds(files["config"], files["environment"], root)
+        plans["training"] = refit_training_length(plans, prefix_s, iteration_s,
+                                                  plans["training"]["iterations_per_epoch"])
         files = write_mmar(root, plans, fp, data.cases, data_root, data.labels, data.name)
     mem = plans["memory"]
     print(f"planned {len(data.cases)} cases: spacing {plans['target_spacing']}, patch {plans['patch_size']}, "
           f"batch {plans['batch_size']}, {len(plans['network']['strides'])} levels, "
           f"{mem['measured_peak_bytes'] / 2**20:.0f} MiB / {mem['budget_bytes'] / 2**20:.0f} MiB measured, "
-          f"{mem['step_seconds']:.2f} s/step, {plans['training']['epochs']} epochs")
+          f"{plans['training'].get('iteration_seconds', mem['step_seconds']):.2f} s/iteration, "
+          f"{plans['training']['iterations']} iterations")
     print(f"MMAR: {root}\n  config: {files['config']}\n  plans:  {files['plans']}\n"
           f"train:  ai4med train -m {root} --fold 0")
     return 0

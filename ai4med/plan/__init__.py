@@ -5,7 +5,7 @@
 - `rules`: one function per planning rule, each naming the nnU-Net v2 rule it follows.
 - `memory`: peak memory and time of one training step of the planned network, measured.
 - `planner`: the rules applied to a fingerprint -> `plans.json`.
-- `calibrate`: the data chain's time per iteration, to re-fit the epochs of CPU budgets.
+- `calibrate`: a measured training iteration of the written MMAR, to re-fit the iterations of CPU budgets.
 - `mmar`: plans -> `config/config_train.json`, `environment.json`, a k-fold datalist, `commands/`.
 - `postprocess`: per-class keep-largest-component choice from cross-validation predictions.
 

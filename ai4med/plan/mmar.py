@@ -62,8 +62,10 @@ def train_config(plans: dict[str, Any], num_cache: int) -> dict[str, Any]:
     ]
     gpu = plans["budget"]["kind"] != "cpu"
     return {
-        "epochs": t["epochs"],
-        "num_training_epoch_per_valid": t["num_training_epoch_per_valid"],
+        # a budget in iterations: the same length whatever the datalist (a fold, all cases, more cases)
+        "iterations": t["iterations"],
+        "num_training_iterations_per_valid": t["num_training_epoch_per_valid"] * t["iterations_per_epoch"],
+        "checkpoint_interval": t["num_training_epoch_per_valid"] * t["iterations_per_epoch"],
         "learning_rate": t["optimizer"]["learning_rate"],
         "multi_gpu": False,
         "use_amp": gpu or t.get("precision", "fp32") != "fp32",  # GPU budgets: autocast wherever measured

@@ -77,6 +77,9 @@ class TrainSettings:
         )
         if s.epochs < 1 and not s.iterations:
             raise ConfigError(f"epochs must be >= 1, got {s.epochs}", cfg.file, "/epochs")
+        if s.iterations and get("epochs", None) is not None:  # e.g. --set epochs=5 on a planned MMAR
+            logger.warning("%s: epochs=%s is ignored: the iterations budget (%d) sets the training length "
+                           "(--set iterations=N to change it)", cfg.file, get("epochs", None), s.iterations)
         return s
 
 

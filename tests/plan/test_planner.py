@@ -87,6 +87,10 @@ def test_plan_then_train_fold(ct_dataset, tmp_path):
     assert norm["name"] == "ScaleIntensityRange#norm" and norm["args"]["a_min"] == lo and norm["args"]["clip"]
     assert norm["args"]["b_max"] == pytest.approx((hi - m) / s)
     assert cfg["train"]["model"]["name"] == "DynUnet"
+    # the length is a budget in iterations, fitted to --time-budget-s from a measured iteration of this MMAR
+    t = plans["training"]
+    assert cfg["iterations"] == t["iterations"] and "epochs" not in cfg and t["iteration_seconds"] > 0
+    assert t["iterations"] >= int(0.9 * (30 - 2 * t["data_seconds"]["per_case_cached"]) / t["iteration_seconds"])
     assert cfg["train"]["model"]["args"]["strides"] == plans["network"]["strides"]
     assert cfg["validate"]["inferer"]["args"]["roi_size"] == plans["patch_size"]
     crop = next(t for t in cfg["train"]["pre_transforms"] if t["name"] == "CropByPosNegRatio")
@@ -95,7 +99,7 @@ def test_plan_then_train_fold(ct_dataset, tmp_path):
     assert {it["fold"] for it in dl["validation"]} == {0} and {it["fold"] for it in dl["training"]} == {1}
     assert len(dl["training"]) + len(dl["validation"]) == 4
 
-    r = subprocess.run([sys.executable, "-m", "ai4med", "train", "-m", mmar, "--fold", "1", "--set", "epochs=1"],
+    r = subprocess.run([sys.executable, "-m", "ai4med", "train", "-m", mmar, "--fold", "1", "--set", "iterations=2"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.isfile(os.path.join(mmar, "models", "fold_1", "model.pt"))
@@ -124,7 +128,7 @@ def test_gpu_budget_config_builds_every_component(ct_dataset, tmp_path):
     plans = make_plans(fp, ["CT"], resolve_budget("gpu8", memory_gb=0.01, device="cpu"), 3, 2, measure=measure)
     root = str(tmp_path / "mmar")
     files = write_mmar(root, plans, fp, data.cases, os.path.dirname(ct_dataset), data.labels, data.name)
-    cfg = load_config(files["config"], files["environment"], {"epochs": 1, "use_amp": False}, mmar_root=root)
+    cfg = load_config(files["config"], files["environment"], {"iterations": 2, "use_amp": False}, mmar_root=root)
     trainer = Trainer(cfg, os.path.join(root, "models"), os.path.join(root, "eval"), device="cpu")
     names = [type(t).__name__ for t in trainer.train_pipeline._transforms]
     assert {"RandomRotate3D", "RandomZoom", "AdjustContrast", "RandomAxisFlip", "ScaleIntensityRange"} <= set(names)
