@@ -136,7 +136,8 @@ def train_ai4med(config: str, env: str, overrides: dict, root: str, seconds: flo
     from ai4med.config.workflow_config import load_config
     from ai4med.workflows.trainer import Trainer
 
-    cfg = load_config(config, env, {**overrides, "num_training_epoch_per_valid": 10**6}, mmar_root=root)
+    no_validation = {"num_training_epoch_per_valid": 10**6, "num_training_iterations_per_valid": 0}
+    cfg = load_config(config, env, {**overrides, **no_validation}, mmar_root=root)
     trainer = Trainer(cfg, os.path.join(root, "models"), os.path.join(root, "eval"), device="cpu")
     limit = TimeLimit(seconds)
     trainer.handlers.append(limit)

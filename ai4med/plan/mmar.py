@@ -49,6 +49,13 @@ def _preprocess(plans: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def data_workers(gpu: bool) -> int:
+    """DataLoader workers of the training pipeline: none for CPU budgets (the step already uses every core;
+    four workers on two cores made the MNI152 plan's iterations 1.6 s instead of 0.88 s), for GPU budgets
+    the augmentation runs beside the GPU step on up to 8 cores (nnU-Net runs its augmentation in workers)."""
+    return min(8, os.cpu_count() or 1) if gpu else 0
+
+
 def train_config(plans: dict[str, Any], num_cache: int) -> dict[str, Any]:
     """The `config_train.json` of `plans`."""
     t = plans["training"]
@@ -85,8 +92,8 @@ def train_config(plans: dict[str, Any], num_cache: int) -> dict[str, Any]:
             "image_pipeline": {"name": "SegmentationImagePipelineWithCache", "args": {
                 "data_list_file_path": "{DATASET_JSON}", "data_file_base_dir": "{DATA_ROOT}",
                 "data_list_key": "training", "output_crop_size": patch, "output_batch_size": 1,
-                "batched_by_transforms": True,  # one volume -> `batch` crops: batch = samples per step "num_workers": 0, "num_cache_objects": num_cache,
-                "replace_percent": 0.0}},
+                "batched_by_transforms": True,  # one volume -> `batch` crops: batch = samples per step
+                "num_workers": data_workers(gpu), "num_cache_objects": num_cache, "replace_percent": 0.0}},
             "aux_ops": [{"name": "ComputeDice", "args": {"tag": "dice", "skip_background": True}}],
         },
         "validate": {

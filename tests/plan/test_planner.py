@@ -90,6 +90,8 @@ def test_plan_then_train_fold(ct_dataset, tmp_path):
     # the length is a budget in iterations, fitted to --time-budget-s from a measured iteration of this MMAR
     t = plans["training"]
     assert cfg["iterations"] == t["iterations"] and "epochs" not in cfg and t["iteration_seconds"] > 0
+    pipe = cfg["train"]["image_pipeline"]["args"]
+    assert pipe["num_workers"] == 0 and pipe["num_cache_objects"] == 4  # CPU: the data chain runs in the step's process
     assert t["iterations"] >= int(0.9 * (30 - 2 * t["data_seconds"]["per_case_cached"]) / t["iteration_seconds"])
     assert cfg["train"]["model"]["args"]["strides"] == plans["network"]["strides"]
     assert cfg["validate"]["inferer"]["args"]["roi_size"] == plans["patch_size"]
