@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     data_root = os.path.abspath(args.file_root or os.path.dirname(os.path.abspath(args.datalist)))
     files = write_mmar(root, plans, fp, data.cases, data_root, data.labels, data.name)
     if plans["budget"]["kind"] == "cpu" and plans["budget"].get("time_s"):  # a real iteration, data included
-        from ai4med.plan.calibrate import data_seconds, iteration_seconds, refit_training_length
+        from ai4med.plan.calibrate import iteration_seconds, prefix_seconds, refit_training_length
 
-        prefix_s, _ = data_seconds(files["config"], files["environment"], root, data.cases[0])
+        prefix_s = prefix_seconds(files["config"], files["environment"], root, data.cases[0])
         iteration_s = iteration_seconds(files["config"], files["environment"], root)
         plans["training"] = refit_training_length(plans, prefix_s, iteration_s,
                                                   plans["training"]["iterations_per_epoch"])

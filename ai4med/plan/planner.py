@@ -33,7 +33,10 @@ class Budget:
     `edge` is the initial patch edge (`rules.initial_patch_size`); `base_features` /
     `max_features` the DynUnet filters (`rules.features_per_stage`); `min_iterations` the
     fewest training steps a CPU budget must allow (our rule: a patch whose step is so slow that
-    the budget holds fewer steps is shrunk, as a memory-bound one is).
+    the budget holds fewer steps is shrunk, as a memory-bound one is). nnU-Net's patch rule assumes
+    250 000 steps; in a CPU budget of minutes more, smaller steps win: on the MNI152 task at 600 s
+    a floor of 250 steps gave an 80x80x64 patch and Dice 0.875 (648 steps), 1000 steps a 56x64x56
+    patch and Dice 0.894 (1536 steps).
     """
 
     name: str
@@ -49,7 +52,7 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "cpu": Budget("cpu", "cpu", "cpu", 2 * GIB, time_s=3600, edge=96, base_features=16, max_features=128,
-                  min_iterations=250),
+                  min_iterations=1000),
     **{f"gpu{g}": Budget(f"gpu{g}", "gpu", "cuda", g * GIB) for g in (8, 11, 16, 24, 40, 80)},
 }
 
