@@ -118,7 +118,9 @@ def blend_window(out: torch.Tensor, patch: torch.Tensor, n: int, start: Size, we
     crop(out[n], start, patch.shape[1:]).add_(patch)
 
 
-def weight_sum(image_size: Sequence[int], starts: Sequence[Size], weight: torch.Tensor) -> torch.Tensor:
+def weight_sum(
+    image_size: Sequence[int], starts: Sequence[Size], weight: torch.Tensor, constant: bool | None = None
+) -> torch.Tensor:
     """Sum of the window weights covering each voxel, shape (1, 1, *image_size).
 
     Constant weights on a grid of windows (what `window_grid` makes) are separable: the count of windows
@@ -126,16 +128,16 @@ def weight_sum(image_size: Sequence[int], starts: Sequence[Size], weight: torch.
     volume instead of one add per window (the stitcher's largest cost after the blend itself).
     """
     grid = _grid_axes(starts)
-    if grid is not None and bool((weight == 1).all()):
-        total = torch.ones((1, 1, *image_size), dtype=weight.dtype, device=weight.device)
-        for axis, (axis_starts, r) in enumerate(zip(grid, weight.shape)):
+    if grid is not None and (constant if constant is not None else bool((weight == 1).all())):
+        total = None
+        for axis in reversed(range(len(image_size))):
             count = torch.zeros(image_size[axis], dtype=weight.dtype, device=weight.device)
-            for st in axis_starts:
-                count[st:st + r] += 1
-            shape = [1] * (2 + len(image_size))
-            shape[2 + axis] = -1
-            total.mul_(count.view(shape))
-        return total
+            for st in grid[axis]:
+                count[st:st + weight.shape[axis]] += 1
+            # the outer product grows by one leading axis at a time (contiguous inner block: fast broadcast),
+            # so the full-size tensor is written once, at the end
+            total = count if total is None else count.view(-1, *([1] * total.ndim)) * total
+        return total.reshape((1, 1, *image_size))
     total = torch.zeros((1, 1, *image_size), dtype=weight.dtype, device=weight.device)
     for start in starts:
         crop(total[0, 0], start, weight.shape).add_(weight)
@@ -173,7 +175,8 @@ def sliding_window(
     pad_before = next(iter(padded.values()))[1]
     size = tuple(max(s, r) for s, r in zip(image_size, roi_size))
     starts = window_grid(size, roi_size, intervals)
-    blend = None if bool((weight == 1).all()) else weight
+    constant = bool((weight == 1).all())
+    blend = None if constant else weight
     outputs: dict[str, torch.Tensor] = {}
     for chunk in batched([(n, s) for n in range(first.shape[0]) for s in starts], batch_size):
         check_cancelled()  # a served request may be stopped (client gone, time limit) between batches
@@ -188,5 +191,5 @@ def sliding_window(
             w = blend.to(pred.device) if blend is not None and blend.device != pred.device else blend
             for patch, (n, start) in zip(pred, chunk):
                 blend_window(outputs[name], patch.float(), n, start, w)
-    total = weight_sum(size, starts, weight if output_device is None else weight.to(output_device))
+    total = weight_sum(size, starts, weight if output_device is None else weight.to(output_device), constant)
     return {k: crop(v.div_(total.to(v.device)), pad_before, image_size) for k, v in outputs.items()}
