@@ -16,6 +16,10 @@ def test_channel_argmax_equals_argmax_with_ties(dim, keepdim):
     y = torch.randn(2, 20, 7, generator=g)  # more channels than the loop handles: argmax itself
     assert torch.equal(channel_argmax(y, 1), y.argmax(1))
     assert channel_argmax(x, 1).dtype == torch.int64
+    small = channel_argmax(x, dim, keepdim, dtype=torch.uint8)  # the Dice aux-op's form
+    assert small.dtype == torch.uint8 and torch.equal(small.long(), x.argmax(dim, keepdim=keepdim))
+    bf = torch.randn(2, 5, 9, 9, generator=g).to(torch.bfloat16)  # a bf16 autocast output
+    assert torch.equal(channel_argmax(bf, 1), bf.argmax(1))
 
 
 @pytest.mark.parametrize("layout", ["index_channel", "index_no_channel", "channels_last"])

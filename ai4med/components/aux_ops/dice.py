@@ -44,7 +44,7 @@ def hard_dice_per_class(
         labels = index_labels(t, n_classes, p.ndim)
         if labels.shape[2:] != p.shape[2:] or labels.shape[0] != p.shape[0]:
             raise ValueError(f"label {tuple(labels.shape)} does not match predictions {tuple(p.shape)}")
-        inter, pred_sum, target_sum = _confusion_sums(channel_argmax(p, 1), labels[:, 0], n_classes)
+        inter, pred_sum, target_sum = _confusion_sums(channel_argmax(p, 1, dtype=torch.uint8), labels[:, 0], n_classes)
     else:
         pf = p.float()
         pred = (pf > threshold).float() if is_independent_predictions or n_classes == 1 else \
@@ -69,7 +69,10 @@ def hard_dice_per_class(
 def _confusion_sums(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, ...]:
     """(intersection, predicted voxels, label voxels) per (case, class), float (N, C), from class maps."""
     n = pred.shape[0]
-    code = (torch.arange(n, device=pred.device).view(n, *[1] * (pred.ndim - 1)) * n_classes + pred) * n_classes + target
+    # one code per voxel, (case, predicted, label); int32 halves the traffic of int64 (n * C^2 bins fit easily)
+    code = target.to(torch.int32) + pred * n_classes
+    code += (torch.arange(n, dtype=torch.int32, device=pred.device) * n_classes * n_classes).view(
+        n, *[1] * (pred.ndim - 1))
     counts = torch.bincount(code.reshape(-1), minlength=n * n_classes * n_classes).view(n, n_classes, n_classes)
     counts = counts.float()  # [case, predicted class, label class]
     return counts.diagonal(dim1=1, dim2=2), counts.sum(2), counts.sum(1)
