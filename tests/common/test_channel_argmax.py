@@ -41,3 +41,14 @@ def test_dice_confusion_path_equals_onehot_path(layout):
     assert torch.isnan(got[2, 2]) and not torch.isnan(got[:2]).any()
     with pytest.raises(ValueError, match="label values must lie in"):
         hard_dice_per_class(probs, label + 4)
+
+
+def test_dice_confusion_path_with_many_classes():
+    # 20 classes: argmax past the loop's channel limit, and codes past uint8
+    g = torch.Generator().manual_seed(2)
+    probs = torch.softmax(3 * torch.randn(2, 20, 6, 6, 4, generator=g), 1)
+    label = torch.randint(0, 20, (2, 1, 6, 6, 4), generator=g)
+    onehot = torch.nn.functional.one_hot(label[:, 0], 20).movedim(-1, 1).float()
+    ref, _ = hard_dice_per_class(probs, onehot, is_onehot_targets=True)
+    got, _ = hard_dice_per_class(probs, label)
+    assert torch.allclose(got, ref, equal_nan=True) and (got > 0).any()

@@ -44,7 +44,8 @@ def hard_dice_per_class(
         labels = index_labels(t, n_classes, p.ndim)
         if labels.shape[2:] != p.shape[2:] or labels.shape[0] != p.shape[0]:
             raise ValueError(f"label {tuple(labels.shape)} does not match predictions {tuple(p.shape)}")
-        inter, pred_sum, target_sum = _confusion_sums(channel_argmax(p, 1, dtype=torch.uint8), labels[:, 0], n_classes)
+        small = torch.uint8 if n_classes <= 256 else torch.int64
+        inter, pred_sum, target_sum = _confusion_sums(channel_argmax(p, 1, dtype=small), labels[:, 0], n_classes)
     else:
         pf = p.float()
         pred = (pf > threshold).float() if is_independent_predictions or n_classes == 1 else \
@@ -70,7 +71,8 @@ def _confusion_sums(pred: torch.Tensor, target: torch.Tensor, n_classes: int) ->
     """(intersection, predicted voxels, label voxels) per (case, class), float (N, C), from class maps."""
     n = pred.shape[0]
     # one code per voxel, (case, predicted, label); int32 halves the traffic of int64 (n * C^2 bins fit easily)
-    code = target.to(torch.int32) + pred * n_classes
+    code = pred.to(torch.int32) * n_classes
+    code += target.to(torch.int32)
     code += (torch.arange(n, dtype=torch.int32, device=pred.device) * n_classes * n_classes).view(
         n, *[1] * (pred.ndim - 1))
     counts = torch.bincount(code.reshape(-1), minlength=n * n_classes * n_classes).view(n, n_classes, n_classes)
