@@ -133,13 +133,17 @@ def test_kill_9_then_resume_finishes_all_epochs_with_valid_checkpoints(tmp_path,
     killed_at = torch.load(last, weights_only=False)["engine"]["epoch"]
     assert 1 <= killed_at < epochs, "the run must be killed mid-way for this test to mean something"
     torch.load(os.path.join(root_b, "models", "model.pt"), weights_only=False)  # never corrupt
-    # a kill during a save may leave its temporary beside the intact final files; the resumed run removes it
-    # (one is planted, named as the killed process would have named it, so that this is checked every time)
+    # a kill during a save may leave its temporary beside the intact final files; the resumed run (a new
+    # process, as a user resumes) removes it. One is planted, named as the killed process would have named
+    # it, so that this is checked every time
     planted = os.path.join(root_b, "models", f".tmp-deadbeef.{proc.pid}-training_history.json")
     with open(planted, "w") as f:
         f.write("[")
-    os.utime(planted, (time.time() - 60, time.time() - 60))
-    assert _train(root_b, "--resume") == 0
+    # the resumed process starts after every temporary was last written (a process's start time is known to
+    # about a second: /proc's boot time is whole seconds, and a temporary not older than that is left alone)
+    time.sleep(1.5)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not [f for f in os.listdir(os.path.join(root_b, "models")) if f.startswith(".tmp")]
     assert [h["epoch"] for h in _history(root_b)] == list(range(1, epochs + 1))
     # the same run without interruption ends with the same weights
