@@ -183,3 +183,35 @@ def test_reduce_on_plateau_still_fires_when_early_stopping_is_on(tmp_path, synth
     assert _train(root) == 0
     lrs = [h["learning_rate"] for h in _history(root)]
     assert lrs[0] == pytest.approx(1e-12) and lrs[-1] < lrs[0], lrs
+
+
+def test_a_crash_right_after_a_new_best_resumes_without_losing_an_epoch(tmp_path, synthetic_data):
+    """The resumable state of a new best is written after the epoch's history: a crash between the two (here
+    raised by a handler that runs after the checkpoint handler's best-model save) cannot leave a checkpoint
+    newer than the history, whose resume would skip the epoch in `training_history.json`."""
+    from ai4med.config.workflow_config import load_config
+    from ai4med.workflows.engine import Events
+    from ai4med.workflows.trainer import Trainer
+
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=4, checkpoint_interval=10), synthetic_data)
+    models = os.path.join(root, "models")
+
+    class Crash:
+        def attach(self, engine):
+            def on_validation(e):
+                if e.state.epoch == 2:
+                    raise RuntimeError("simulated crash")
+            engine.add_handler(Events.VALIDATION_COMPLETED, on_validation, name="crash")
+
+    def trainer():
+        return Trainer(load_config(os.path.join(root, "config", "config_train.json"), None, mmar_root=root),
+                       models, os.path.join(root, "eval"), device="cpu")
+
+    crashing = trainer()
+    crashing.handlers.append(Crash())
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashing.run()
+    saved = torch.load(os.path.join(models, "last_checkpoint.pt"), weights_only=True)["engine"]["epoch"]
+    assert [h["epoch"] for h in _history(root)] == list(range(1, saved + 1))  # never newer than the history
+    trainer().run(resume=True)
+    assert [h["epoch"] for h in _history(root)] == [1, 2, 3, 4]

@@ -103,6 +103,7 @@ class CheckpointHandler:
         self.save_every = max(0, int(save_every))
         self.every_iterations = max(0, int(every_iterations))
         self._saved: tuple[int, int, bool] | None = None  # (epoch, iteration, in_epoch) of the last save
+        self._resumable_due = False  # a new best at an epoch's end: save the resumable state at its end
         os.makedirs(ckpt_dir, exist_ok=True)
         remove_stale_temporaries(ckpt_dir)  # `.tmp-*` of a run killed during a save
 
@@ -124,7 +125,13 @@ class CheckpointHandler:
             atomic_torch_save(weights, os.path.join(self.ckpt_dir, BEST_NAME))
             logger.info("epoch %d (iteration %d): new best key metric %.4f, saved %s", engine.state.best_epoch,
                         engine.state.iteration, engine.state.best_metric, BEST_NAME)
-            self.save_resumable(engine)  # a resume continues from the best weights' state
+            # a resume continues from the best weights' state. At an epoch's end the resumable save waits for
+            # this handler's EPOCH_COMPLETED, after the epoch's history is written: a checkpoint that is newer
+            # than the history would make a resumed run's history skip the epoch
+            if engine.state.in_epoch:
+                self.save_resumable(engine)
+            else:
+                self._resumable_due = True
 
     def on_validation(self, engine: Engine) -> None:
         self._save_best(engine)
@@ -137,8 +144,9 @@ class CheckpointHandler:
         s = engine.state
         self._save_best(engine)  # a new_best flagged by a handler that fires no VALIDATION_COMPLETED
         periodic = not self.every_iterations and self.save_every and s.epoch % self.save_every == 0
-        if periodic or s.epoch == s.max_epochs or engine.budget_spent():
+        if periodic or self._resumable_due or s.epoch == s.max_epochs or engine.budget_spent():
             self.save_resumable(engine)
+        self._resumable_due = False
 
     def on_completed(self, engine: Engine) -> None:
         self.save_resumable(engine)  # the end of training (mid-epoch when the budget ended there)
