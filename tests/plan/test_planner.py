@@ -130,6 +130,13 @@ def test_gpu_budget_config_builds_every_component(ct_dataset, tmp_path):
     plans = make_plans(fp, ["CT"], resolve_budget("gpu8", memory_gb=0.01, device="cpu"), 3, 2, measure=measure)
     root = str(tmp_path / "mmar")
     files = write_mmar(root, plans, fp, data.cases, os.path.dirname(ct_dataset), data.labels, data.name)
+    with open(files["config"]) as f:
+        written = json.load(f)
+    pipeline_args = written["train"]["image_pipeline"]["args"]
+    assert pipeline_args["num_workers"] == min(8, os.cpu_count() or 1)  # GPU budgets augment in workers
+    pipeline_args["num_workers"] = 0  # two steps here: no worker processes inside a pytest-xdist worker
+    with open(files["config"], "w") as f:
+        json.dump(written, f)
     cfg = load_config(files["config"], files["environment"], {"iterations": 2, "use_amp": False}, mmar_root=root)
     trainer = Trainer(cfg, os.path.join(root, "models"), os.path.join(root, "eval"), device="cpu")
     names = [type(t).__name__ for t in trainer.train_pipeline._transforms]
