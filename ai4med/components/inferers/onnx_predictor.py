@@ -24,6 +24,7 @@ from ai4med.common.shape_format import ShapeFormat
 from ai4med.components.inferers.inference_context import InferenceContext, Shape
 from ai4med.components.inferers.layout import as_shape_format, from_nc, to_nc, to_numpy
 from ai4med.components.inferers.ort_runtime import session_options
+from ai4med.components.inferers.precision import tune_malloc
 from ai4med.components.inferers.predictor import Predictor
 from ai4med.components.inferers.torch_predictor import select_inputs
 
@@ -64,6 +65,8 @@ class OnnxInferenceContext(InferenceContext):
             providers=list(providers or onnx_providers(device)),
         )
         self.model_path = str(model_path)
+        if self.session.get_providers()[0] == "CPUExecutionProvider":
+            tune_malloc()  # as the torch CPU path: the scan's full-volume buffers are re-used, not page-faulted in
         super().__init__(
             [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
         )

@@ -30,6 +30,7 @@ import numpy as np
 from ai4med.components.inferers.inference_context import InferenceContext, Shape
 from ai4med.components.inferers.onnx_predictor import OnnxPredictor
 from ai4med.components.inferers.openvino_runtime import compile_for_cpu, require_openvino
+from ai4med.components.inferers.precision import tune_malloc
 
 
 class OpenVinoInferenceContext(InferenceContext):
@@ -48,6 +49,7 @@ class OpenVinoInferenceContext(InferenceContext):
         if str(device) not in ("cpu", "auto"):
             raise ValueError(f"OpenVinoInferenceContext runs on the CPU, got device {device!r}")
         require_openvino()
+        tune_malloc()  # as the torch CPU path: the scan's full-volume buffers are re-used, not page-faulted in
         self.compiled = compile_for_cpu(str(model_path), config)
         self.model_path = str(model_path)
         self._lock = threading.Lock()
