@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import _isa  # noqa: E402
 from bench._e2e_data import SCAN_SPACING, TARGET_SPACING, WINDOW, build_scan_folder, phantom  # noqa: E402
 
 UNET = {"spatial_dims": 3, "in_channels": 1, "out_channels": 2, "channels": [16, 32, 64, 128],
@@ -284,9 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-nnunet-tta", action="store_true",
                    help="leave out the nnU-Net TTA-on row (8 mirrorings: ~7 min per 512x512x120 case on 2 cores)")
     p.add_argument("--seed", type=int, default=0)
+    _isa.add_argument(p)
     p.add_argument("--worker", choices=["train", "monai"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    _isa.apply(args.isa)
 
     extent = [s * sp for s, sp in zip(args.size, SCAN_SPACING)]
     # a window no larger than the resampled scan (rounded down to the network's multiple of 8)

@@ -3,8 +3,10 @@
 Same network (MONAI UNet 16-256, 2 residual units), batch 2 of 96^3, DiceCE, Adam. Each
 side runs in its own process with its own defaults, as its users get it: MONAI as a
 plain PyTorch loop; ai4med through `TrainStep` built from the component registries
-(its trainer tunes glibc malloc at start-up on CPU and autocasts to bf16 where the CPU
-has AMX and `use_amp` is on).
+(its trainer tunes glibc malloc at start-up on CPU, runs each convolution in the memory layout
+that times faster (`channels_last: "auto"`, timed in the first step with a cold cache) and
+autocasts to bf16 where the CPU has AMX and `use_amp` is on). `--isa avx2` times an AVX2-only CPU
+on a newer one (bench/_isa.py).
 
 `--compile` adds two ai4med rows, each in its own process: the opt-in training globals
 `channels_last` alone and `compile` + `channels_last` (`nn.Module.compile()`, as the trainer
@@ -22,10 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import _isa  # noqa: E402
 
 CHANNELS, STRIDES = (16, 32, 64, 128, 256), (2, 2, 2, 2)
 
@@ -90,7 +97,9 @@ def run_ai4med(steps: int, size: int, amp: bool, channels_last: bool = False,
         to_channels_last(model.net)
     if compile_net:
         model.net.compile()
-    step = TrainStep(model, model.net, loss, opt, torch.device(device), precision, channels_last=channels_last)
+    # the trainer's default `channels_last: "auto"` (per-convolution layouts, timed in the first step)
+    layout = True if channels_last else (False if compile_net else "auto")
+    step = TrainStep(model, model.net, loss, opt, torch.device(device), precision, channels_last=layout)
     engine = Engine(step)
     x, y = _data(size)
     batch = {"image": x, "label": y}
@@ -108,7 +117,9 @@ def _child(side: str, steps: int, size: int, amp: bool, *flags: str, device: str
            "--device", device, *flags]
     if amp:
         cmd.append("--amp")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    # a cold layout cache: the first step includes timing the layouts, as on a user's first run
+    env = {**os.environ, "AI4MED_CACHE_DIR": tempfile.mkdtemp(prefix="ai4med_bench_cache_")}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -120,10 +131,12 @@ def main() -> None:
     p.add_argument("--compile", action="store_true",
                    help="also ai4med with channels_last, and with compile + channels_last")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both sides run")
+    _isa.add_argument(p)
     p.add_argument("--child", choices=["monai", "ai4med"], help=argparse.SUPPRESS)
     p.add_argument("--channels-last", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--compile-net", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    _isa.apply(a.isa)
     if a.child == "monai":
         times, first = run_monai(a.steps, a.size, a.device)
         print(json.dumps({"times": times, "first": first, "precision": "fp32"}))
@@ -143,6 +156,7 @@ def main() -> None:
         rows["ai4med +compile+channels_last"] = _child("ai4med", a.steps, a.size, a.amp, "--channels-last",
                                                        "--compile-net", device=a.device)
     med = {side: statistics.median(r["times"]) for side, r in rows.items()}
+    print(_isa.describe())
     print(f"training step, UNet 16-256, batch 2 x {a.size}^3, DiceCE + Adam, {a.steps} timed steps (median; "
           "the first 2 steps untimed)")
     w = max(len(side) for side in rows) + 2

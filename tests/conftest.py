@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
+# timed convolution layouts (`channels_last: "auto"`) are cached here, not in the user's ~/.cache
+os.environ.setdefault("AI4MED_CACHE_DIR", os.path.join(tempfile.mkdtemp(prefix="ai4med-test-cache-")))
 
 
 @pytest.fixture()

@@ -42,21 +42,25 @@ class TrainStep:
         aux_ops: aux-ops run after the update, without gradients.
         lr_policy: a step-triggered LR policy applied before each iteration (or None).
         train_module: the module that must see the forward call (a DDP wrapper), if any.
-        channels_last: give 4-D/5-D images channels-last memory format (pair with `to_channels_last`
-            on the module); a model with `data_format="channels_last"` already gets that layout.
+        channels_last: True: give 4-D/5-D images channels-last memory format (pair with
+            `to_channels_last` on the module; a model with `data_format="channels_last"` already gets
+            that layout). "auto": on the first call, time each convolution in both layouts on the real
+            batch and run the ones where channels-last wins channels-last (`conv_layout`).
     """
 
     def __init__(self, model: Any, module: torch.nn.Module, loss: Any, optimizer: torch.optim.Optimizer,
                  device: torch.device, precision: str = "fp32", aux_ops: Sequence[Any] = (),
                  lr_policy: Any = None, total_epochs: int | None = None,
-                 train_module: torch.nn.Module | None = None, channels_last: bool = False) -> None:
+                 train_module: torch.nn.Module | None = None, channels_last: bool | str = False) -> None:
         self.model, self.module, self.loss, self.optimizer = model, module, loss, optimizer
         self.device, self.precision = torch.device(device), precision
         self.aux_ops = list(aux_ops)
         self.lr_policy = lr_policy
         self.total_epochs = total_epochs
         self.train_module = train_module if train_module is not None else module
-        self.channels_last = channels_last and getattr(model, "data_format", "channels_first") != "channels_last"
+        self.tune_layouts = channels_last == "auto"
+        self.channels_last = (channels_last is True
+                              and getattr(model, "data_format", "channels_first") != "channels_last")
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
 
@@ -66,6 +70,9 @@ class TrainStep:
             self.lr_policy.apply(self.optimizer, step=state.iteration, epoch=state.epoch,
                                  total_epochs=self.total_epochs)
         self.train_module.train()
+        if self.tune_layouts:
+            self.tune_layouts = False
+            self._tune_on_first_forward()
         x = batch["image"].to(self.device, non_blocking=True)
         if self.channels_last and channels_last_format(x.ndim) is not None:
             x = x.contiguous(memory_format=channels_last_format(x.ndim))
@@ -100,6 +107,19 @@ class TrainStep:
                 if torch.is_tensor(v) and v.numel() == 1:
                     aux[k] = float(v)
         return {"loss": float(loss.detach()), "aux": aux}
+
+    def _tune_on_first_forward(self) -> None:
+        """Time the convolutions' layouts on the network's real first input (after the model's own
+        input handling), inside this step's autocast, then let the forward go on."""
+        from ai4med.components.models.conv_layout import tune_conv_layouts
+
+        def tune(_module: torch.nn.Module, args: tuple) -> None:
+            handle.remove()
+            if args and torch.is_tensor(args[0]) and args[0].ndim in (4, 5):
+                tune_conv_layouts(self.module, args[0].detach(), backward=True,
+                                  amp=lambda: autocast(self.precision, self.device))
+
+        handle = self.module.register_forward_pre_hook(tune)
 
     def _supervised_loss(self, preds: torch.Tensor, y: Any, ctx: BuildContext) -> torch.Tensor:
         """The configured loss; with deep supervision (a model offering `deep_supervision_predictions`,

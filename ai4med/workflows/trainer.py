@@ -46,7 +46,7 @@ class TrainSettings:
     multi_gpu: bool = False
     use_amp: bool | str = False  # true (the machine's mode), or "bf16" / "fp16" to choose the autocast type
     compile: bool = False
-    channels_last: bool = False
+    channels_last: bool | str = "auto"  # "auto": per convolution, timed (conv_layout.py); true: whole network
     determinism: dict[str, Any] = field(default_factory=dict)
     train_summary_recording_interval: int = 0
     early_stopping_patience: int | None = None
@@ -69,7 +69,7 @@ class TrainSettings:
             multi_gpu=_as_bool(get("multi_gpu", False)),
             use_amp=_amp_setting(get("use_amp", False), cfg),
             compile=_as_bool(get("compile", False)),
-            channels_last=_as_bool(get("channels_last", False)),
+            channels_last=_layout_setting(get("channels_last", "auto"), cfg),
             determinism=dict(get("determinism", {}) or {}),
             train_summary_recording_interval=int(get("train_summary_recording_interval", 0)),
             early_stopping_patience=get("early_stopping_patience", None),
@@ -100,6 +100,16 @@ def _amp_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
     if request is None:
         raise ConfigError(f"use_amp must be true, false, \"bf16\" or \"fp16\", got {v!r}", cfg.file, "/use_amp")
     return request if request in AMP_TYPES else request == "auto"
+
+
+def _layout_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
+    """`channels_last`: "auto" (each convolution in the layout that times faster here), true (the
+    whole network channels-last) or false (channels-first throughout)."""
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    if isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off")):
+        return _as_bool(v)
+    raise ConfigError(f"channels_last must be \"auto\", true or false, got {v!r}", cfg.file, "/channels_last")
 
 
 def _as_bool(v: Any) -> bool:
@@ -234,7 +244,7 @@ class Trainer:
                 raise ConfigError(f"checkpoint to start from not found: {pretrained}", cfg.file, "/MMAR_CKPT")
             load_weights(self.module, pretrained)
             logger.info("initialised the model from %s", pretrained)
-        if self.settings.channels_last:
+        if self.settings.channels_last is True:
             to_channels_last(self.module)
         if self.settings.compile:  # the inner module, before DDP wraps it (as torch advises)
             compile_module(self.module, self.device, cfg)
@@ -250,9 +260,10 @@ class Trainer:
         self.inferer = cfg.build("/validate/inferer", "inferers") if cfg.has("/validate/inferer") else None
         self.handlers = cfg.build_list("/train/handlers", "handlers") if cfg.has("/train/handlers") else []
         step_policy = self.lr_policy if getattr(self.lr_policy, "trigger", "step") == "step" else None
+        s = self.settings  # torch.compile chooses its own layouts: "auto" times nothing then
         self.step = TrainStep(self.model, self.module, self.loss, self.optimizer, self.device, self.precision,
                               self.aux_ops, step_policy, self.total_epochs(), train_module=self.train_module,
-                              channels_last=self.settings.channels_last)
+                              channels_last=(False if s.compile and s.channels_last == "auto" else s.channels_last))
 
     def total_epochs(self) -> int:
         """`epochs`, or with an `iterations` budget the epochs it spans (the last may be partial)."""

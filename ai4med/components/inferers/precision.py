@@ -41,8 +41,25 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def onednn_isa_cap() -> str | None:
+    """The instruction-set cap a user put on oneDNN (`ONEDNN_MAX_CPU_ISA`, or its older name
+    `DNNL_MAX_CPU_ISA`), upper-cased; None when unset. torch's and OpenVINO's oneDNN both obey it."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value.upper()
+    return None
+
+
 def cpu_has_amx_bf16() -> bool:
-    """True when the CPU runs bf16 matrix maths in hardware (Intel AMX-BF16)."""
+    """True when the CPU runs bf16 matrix maths in hardware (Intel AMX-BF16) and oneDNN may use it.
+
+    A oneDNN ISA cap below AMX (e.g. `ONEDNN_MAX_CPU_ISA=AVX2`, as when timing an AVX2 machine on
+    a newer CPU) makes bf16 convolutions emulated and ~100x slower than fp32, so it counts as no AMX.
+    """
+    cap = onednn_isa_cap()
+    if cap is not None and cap not in ("ALL", "DEFAULT") and "AMX" not in cap:
+        return False
     probe = getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None)
     if probe is not None:
         try:

@@ -1,0 +1,47 @@
+"""`--isa avx2`: time an AVX2-only CPU (no AVX-512, VNNI or AMX) on a newer one.
+
+The project's speed goals are set for a 2-core AVX2 CPU; the machine at hand may have AVX-512 and
+AMX. Every maths library in the path has a documented cap on the instructions it dispatches to, so
+one process (and its children, which inherit the environment) can run the AVX2 code paths:
+ATen's vectorised kernels (`ATEN_CPU_CAPABILITY`), oneDNN's convolutions in torch and OpenVINO
+(`ONEDNN_MAX_CPU_ISA`; bf16 then becomes emulated, as on a real AVX2 CPU, and `precision="auto"`
+picks fp32) and MKL's GEMMs (`MKL_ENABLE_INSTRUCTIONS`). What it does not emulate: the clock, the
+caches and the memory bandwidth stay this CPU's, so the figures approximate an AVX2 machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--isa", choices=["native", "avx2"], default="native",
+                        help="avx2: cap torch, oneDNN (also OpenVINO's) and MKL at AVX2, to time an "
+                             "AVX2-only CPU on this one (see bench/_isa.py)")
+
+
+def apply(isa: str) -> None:
+    """Re-run this process with the caps set when --isa avx2 asks for them and they are not yet
+    in force (they must be set before torch, MKL or OpenVINO load)."""
+    if isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ENV})
+
+
+def describe() -> str:
+    """One line on the instruction sets in force, for a benchmark's header."""
+    import torch
+
+    caps = {k: os.environ[k] for k in AVX2_ENV if k in os.environ}
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    capped = (f"; capped by {' '.join(f'{k}={v}' for k, v in caps.items())} (AVX2 emulated: this CPU's "
+              "clock, caches and memory bandwidth)") if caps else ""
+    return f"CPU: {model}, {os.cpu_count()} logical CPUs, torch kernels {torch.backends.cpu.get_cpu_capability()}{capped}"
