@@ -150,8 +150,10 @@ class _Site:
 
 
 def _capture(module: torch.nn.Module, example: torch.Tensor, amp: AbstractContextManager) -> dict[str, _Site]:
-    """Each convolution's input shape, dtype (under autocast) and whether its input needs a gradient,
-    from one forward in eval mode (no batch-norm statistics are updated)."""
+    """Each convolution's input shape, dtype (under autocast) and whether its input needs a gradient
+    (all but the network's own input, when any parameter trains), from one forward in eval mode
+    without autograd (no batch-norm statistics are updated, no activations are kept)."""
+    trains = any(p.requires_grad for p in module.parameters())
     sites: dict[str, _Site] = {}
     handles = []
     for name, m in module.named_modules():
@@ -162,12 +164,13 @@ def _capture(module: torch.nn.Module, example: torch.Tensor, amp: AbstractContex
                     kind = x.device.type
                     amp_type = (str(torch.get_autocast_dtype(kind)).replace("torch.", "")
                                 if torch.is_autocast_enabled(kind) else "none")
-                    sites[name] = _Site(tuple(x.shape), x.dtype, amp_type, x.requires_grad)
+                    own_input = x.data_ptr() == example.data_ptr() and x.shape == example.shape
+                    sites[name] = _Site(tuple(x.shape), x.dtype, amp_type, trains and not own_input)
             handles.append(m.register_forward_pre_hook(record))
     was_training = module.training
     try:
         module.eval()
-        with torch.enable_grad(), amp:
+        with torch.no_grad(), amp:
             module(example)
     finally:
         module.train(was_training)
@@ -250,7 +253,13 @@ def tune_conv_layouts(module: torch.nn.Module, example: torch.Tensor, *, backwar
         if hit is not None:
             choices.append(LayoutChoice(name, sig, hit["first_ms"], hit["last_ms"], bool(hit["channels_last"]), True))
             continue
-        first, last = _time_layer(m, site, device, amp, backward, repeats)
+        try:
+            first, last = _time_layer(m, site, device, amp, backward, repeats)
+        except torch.OutOfMemoryError:  # a GPU near its limit: leave this layer as it is
+            logger.warning("conv layouts: out of memory timing %s; it stays channels-first", name)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
         pick = last <= MARGIN * first
         fresh[key] = {"first_ms": round(first, 4), "last_ms": round(last, 4), "channels_last": pick}
         choices.append(LayoutChoice(name, sig, first, last, pick))
