@@ -34,6 +34,7 @@ from ai4med.common.transform_ctx import TransformContext
 from ai4med.components.transforms.multi_field_transformer import MultiFieldTransformer
 from ai4med.components.transforms.transformer import Transformer
 from ai4med.components.transforms.utils import affine_after_index_map, is_label, set_spatial_geometry
+from ai4med.components.transforms.voxel_index_cache import LABEL_INDICES
 
 __all__ = [
     "CropSubVolumePosNegRatioCtrlEpoch",
@@ -130,7 +131,7 @@ def _start_from_center(center: Sequence[int], size: Sequence[int], spatial_shape
 
 
 def pos_neg_crop_starts(
-    fg_mask: np.ndarray,
+    fg_mask: np.ndarray | None,
     size: Sequence[int],
     pos: float,
     neg: float,
@@ -138,6 +139,8 @@ def pos_neg_crop_starts(
     rng: np.random.Generator,
     valid_mask: np.ndarray | None = None,
     fast: bool = False,
+    indices: tuple[np.ndarray, np.ndarray] | None = None,
+    shape: Sequence[int] | None = None,
 ) -> list[tuple[tuple[int, ...], bool]]:
     """Draw `num` crop windows, each centred on a foreground voxel with probability pos / (pos + neg).
 
@@ -150,16 +153,25 @@ def pos_neg_crop_starts(
         valid_mask: optional mask of voxels allowed as negative centres (default: all background).
         fast: draw background centres by rejection sampling instead of listing every
             background voxel (same distribution, one pass over the volume less).
+        indices: the mask's (foreground, background) flat voxel indices when known
+            (`voxel_index_cache`); `fg_mask` may then be None, with the grid's `shape` given
+            instead. With `indices`, `valid_mask` and `fast` are not used.
+        shape: the spatial grid when `fg_mask` is None.
 
     Returns:
         `[(start, is_positive), ...]`; a positive window always contains its foreground voxel.
     """
     if pos < 0 or neg < 0 or pos + neg <= 0:
         raise ValueError(f"pos and neg must be >= 0 with pos + neg > 0, got pos={pos}, neg={neg}")
-    shape = fg_mask.shape
-    fg_idx = np.flatnonzero(fg_mask)
-    bg_mask = ~fg_mask if valid_mask is None else (~fg_mask & valid_mask)
+    shape = tuple(fg_mask.shape if fg_mask is not None else shape)
+    n_voxels = math.prod(shape)
     bg_idx: np.ndarray | None = None
+    if indices is not None:
+        fg_idx, bg_idx = indices
+        fast, bg_mask = False, None
+    else:
+        fg_idx = np.flatnonzero(fg_mask)
+        bg_mask = ~fg_mask if valid_mask is None else (~fg_mask & valid_mask)
     p_pos = pos / (pos + neg)
     out = []
     for _ in range(num):
@@ -170,7 +182,7 @@ def pos_neg_crop_starts(
         if not is_pos:
             if fast:
                 for _try in range(32):
-                    cand = int(rng.integers(fg_mask.size))
+                    cand = int(rng.integers(n_voxels))
                     if bg_mask.flat[cand]:
                         flat = cand
                         break
@@ -179,7 +191,7 @@ def pos_neg_crop_starts(
                     bg_idx = np.flatnonzero(bg_mask)
                 if bg_idx.size == 0:
                     if fg_idx.size == 0:  # nothing to aim at: a uniformly random centre
-                        flat = int(rng.integers(fg_mask.size))
+                        flat = int(rng.integers(n_voxels))
                     else:
                         is_pos = True
                 else:
@@ -716,15 +728,21 @@ class _PosNegCropBase(Transformer):
         shape = _spatial_shape(label)
         _check_same_grid(ctx, [*self.fields, self.label_field] if self.label_field not in self.fields else self.fields)
         size = resolve_size(self.size, shape)
+        valid = self._valid_mask(ctx)
+        indices = None
+        if valid is None and not self.fast:  # the same cached volume cropped again: its voxel lists are known
+            indices = LABEL_INDICES.indices(label.get_data(), lambda: _mask_of(label))
         draws = pos_neg_crop_starts(
-            _mask_of(label),
+            None if indices is not None else _mask_of(label),
             size,
             self.pos if pos is None else pos,
             self.neg if neg is None else neg,
             num,
             ctx.get_rng(),
-            valid_mask=self._valid_mask(ctx),
+            valid_mask=valid,
             fast=self.fast,
+            indices=indices,
+            shape=shape,
         )
         ctx.record(self.get_name(), {"starts": [d[0] for d in draws], "positive": [d[1] for d in draws], "size": size})
         return draws, size

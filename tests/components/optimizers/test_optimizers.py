@@ -1,5 +1,7 @@
 """Optimizer components: build from JSON args, map seed arg names, and step like torch."""
 
+import copy
+
 import pytest
 import torch
 from monai.optimizers import Novograd
@@ -55,3 +57,38 @@ def test_seed_argument_names_and_own_learning_rate():
     assert (nov.param_groups[0]["eps"], nov.param_groups[0]["weight_decay"]) == (1e-5, 1e-3)
     with pytest.raises(ValueError, match="learning_rate"):
         REGISTRY.get("SGD")().get_optimizer([w])
+
+
+def test_adam_is_fused_where_torch_can_and_takes_the_same_steps():
+    from ai4med.components.optimizers.optimizers import Adam, AdamW
+
+    torch.manual_seed(0)
+    ref_net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3), torch.nn.Conv3d(4, 2, 1))
+    nets = {name: copy.deepcopy(ref_net) for name in ("fused", "plain")}
+    opts = {"fused": Adam().get_optimizer(nets["fused"].parameters(), 1e-2),
+            "plain": Adam(fused=False).get_optimizer(nets["plain"].parameters(), 1e-2)}
+    assert opts["fused"].defaults["fused"] is True and not opts["plain"].defaults["fused"]
+    x = torch.randn(2, 1, 6, 6, 6)
+    for _ in range(5):
+        for name, net in nets.items():
+            opts[name].zero_grad()
+            net(x).square().mean().backward()
+            opts[name].step()
+    for p, q in zip(nets["fused"].parameters(), nets["plain"].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert AdamW().get_optimizer(ref_net.parameters(), 1e-3).defaults["fused"] is True
+
+    class NoFusedKernel(torch.optim.Adam):  # a device or dtype without a fused kernel: torch raises
+        def __init__(self, params, fused=None, **kw):
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                                   "supported devices")
+            super().__init__(params, **kw)
+
+    class Fallback(Adam):
+        def _cls(self):
+            return NoFusedKernel
+
+    opt = Fallback().get_optimizer(iter(ref_net.parameters()), 1e-3)  # a generator is consumed only once
+    assert type(opt) is NoFusedKernel and not opt.defaults["fused"]
+    assert len(opt.param_groups[0]["params"]) == 4

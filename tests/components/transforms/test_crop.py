@@ -314,3 +314,63 @@ def test_crop_foreground_object_needs_foreground():
     ctx = make_ctx(box=((0, 0), (0, 0), (0, 0)))
     with pytest.raises(ValueError, match="foreground"):
         C.CropForegroundObject(size=[8, 8, 8]).transform(ctx)
+
+
+def test_pos_neg_starts_from_cached_voxel_lists_are_the_mask_path_draws():
+    """The index cache changes the cost, not the draws: same seed, same windows."""
+    import gc
+
+    from ai4med.components.transforms.crop import _mask_of, pos_neg_crop_starts
+    from ai4med.components.transforms.voxel_index_cache import VoxelIndexCache
+
+    rng = np.random.default_rng(7)
+    label = (rng.random((1, 20, 18, 16)) > 0.8).astype(np.uint8)
+    img = MedicalImage(label, "CDHW")
+    cache = VoxelIndexCache()
+    for seed in range(20):
+        plain = pos_neg_crop_starts(_mask_of(img), (8, 8, 8), 1, 2, 4, np.random.default_rng(seed))
+        fg_bg = cache.indices(label, lambda img=img: _mask_of(img))
+        cached = pos_neg_crop_starts(None, (8, 8, 8), 1, 2, 4, np.random.default_rng(seed), indices=fg_bg,
+                                     shape=(20, 18, 16))
+        assert cached == plain
+    assert len(cache) == 1 and cache.indices(label, lambda: pytest.fail("recomputed"))[0].dtype == np.int32
+    del label, img, fg_bg
+    gc.collect()
+    assert len(cache) == 0  # freed with the array
+
+
+def test_voxel_index_cache_stays_within_its_byte_budget():
+    from ai4med.components.transforms.voxel_index_cache import VoxelIndexCache
+
+    cache = VoxelIndexCache(max_bytes=3 * 1000 * 4)  # three 1000-voxel labels (fg + bg = 1000 int32 each)
+    arrays = [np.zeros((10, 10, 10), np.uint8) for _ in range(5)]
+    for a in arrays:
+        cache.indices(a, lambda a=a: a > 0)
+    assert len(cache) == 3
+    calls = []
+    cache.indices(arrays[0], lambda: calls.append(1) or arrays[0] > 0)  # the oldest was dropped
+    assert calls == [1]
+
+
+def test_a_cached_volume_cropped_again_reuses_its_voxel_lists():
+    from ai4med.components.transforms import crop as C
+    from ai4med.components.transforms.voxel_index_cache import LABEL_INDICES
+
+    rng = np.random.default_rng(0)
+    img = MedicalImage(rng.random((1, 24, 24, 24)).astype(np.float32), "CDHW")
+    lab = MedicalImage((rng.random((1, 24, 24, 24)) > 0.7).astype(np.uint8), "CDHW")
+    t = C.CropByPosNegRatio([8, 8, 8], ["image", "label"], "label", pos=1, neg=1, batch_size=3)
+    made = []
+    real = C._mask_of
+
+    def counting(image):
+        made.append(1)
+        return real(image)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(C, "_mask_of", counting):
+        for seed in range(4):
+            out = t(TransformContext({"image": img, "label": lab}, np.random.default_rng(seed)))
+            assert out.get_image("label").get_data().shape == (3, 1, 8, 8, 8)
+    assert made == [1] and len(LABEL_INDICES) >= 1
