@@ -28,6 +28,8 @@ Full run (the lead runs it on a quiet machine):
     .venv/bin/python bench/end_to_end.py
 Quick check:
     .venv/bin/python bench/end_to_end.py --cases 2 --size 128 128 40 --train-iterations 20
+As an AVX2-only CPU would run it (torch, oneDNN, OpenVINO and MKL capped; bench/_isa.py):
+    .venv/bin/python bench/end_to_end.py --isa avx2
 
 Ends with `BENCH e2e_speedup_vs_monai <MONAI s / ai4med default s>` and
 `BENCH e2e_speedup_vs_nnunet_notta <nnU-Net TTA-off s / ai4med default s>`.

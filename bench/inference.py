@@ -21,6 +21,7 @@ window gathering, blending, normalising, cropping) as a share of the network's t
 Usage:
     .venv/bin/python bench/inference.py                  # full benchmark
     .venv/bin/python bench/inference.py --compile        # also time torch.compile (+ channels_last_3d)
+    .venv/bin/python bench/inference.py --isa avx2       # as an AVX2-only CPU would (bench/_isa.py)
     .venv/bin/python bench/inference.py --size 96 96 64 --rounds 1 --repeats 1 --train-steps 2 --int8-windows 4
 """
 
