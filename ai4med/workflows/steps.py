@@ -14,12 +14,8 @@ import torch
 
 from ai4med.common.build_ctx import BuildContext
 from ai4med.components.inferers.precision import autocast
+from ai4med.components.models.conv_layout import channels_last_format
 from ai4med.components.models.dynunet import deep_supervision_weights
-
-
-def channels_last_format(ndim: int) -> torch.memory_format | None:
-    """The channels-last memory format of an `ndim` tensor (5-D: 3d, 4-D: 2d), else None."""
-    return {5: torch.channels_last_3d, 4: torch.channels_last}.get(ndim)
 
 
 def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:

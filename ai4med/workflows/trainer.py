@@ -260,10 +260,12 @@ class Trainer:
         self.inferer = cfg.build("/validate/inferer", "inferers") if cfg.has("/validate/inferer") else None
         self.handlers = cfg.build_list("/train/handlers", "handlers") if cfg.has("/train/handlers") else []
         step_policy = self.lr_policy if getattr(self.lr_policy, "trigger", "step") == "step" else None
-        s = self.settings  # torch.compile chooses its own layouts: "auto" times nothing then
+        layout = self.settings.channels_last
+        if self.settings.compile and layout == "auto":  # torch.compile chooses its own layouts: time nothing
+            layout = False
         self.step = TrainStep(self.model, self.module, self.loss, self.optimizer, self.device, self.precision,
                               self.aux_ops, step_policy, self.total_epochs(), train_module=self.train_module,
-                              channels_last=(False if s.compile and s.channels_last == "auto" else s.channels_last))
+                              channels_last=layout)
 
     def total_epochs(self) -> int:
         """`epochs`, or with an `iterations` budget the epochs it spans (the last may be partial)."""

@@ -52,17 +52,16 @@ class LayoutChoice:
     cached: bool = False
 
 
-def _last_format(ndim: int) -> torch.memory_format:
-    return torch.channels_last_3d if ndim == 5 else torch.channels_last
+def channels_last_format(ndim: int) -> torch.memory_format | None:
+    """The channels-last memory format of an `ndim` tensor (5-D: 3d, 4-D: 2d), else None."""
+    return {5: torch.channels_last_3d, 4: torch.channels_last}.get(ndim)
 
 
 def _to_last(module: torch.nn.Module, args: tuple) -> tuple | None:
     """Training only: evaluation keeps channels-first, so a validation during training computes
     exactly what `validate`, `infer` and the server compute from the same weights."""
-    if not module.training:
-        return None
-    x = args[0]
-    return (x.contiguous(memory_format=_last_format(x.ndim)), *args[1:])
+    fmt = channels_last_format(args[0].ndim) if module.training else None
+    return None if fmt is None else (args[0].contiguous(memory_format=fmt), *args[1:])
 
 
 def _to_first(module: torch.nn.Module, _args: tuple, out: torch.Tensor) -> torch.Tensor | None:
@@ -198,7 +197,7 @@ def _time_layer(m: torch.nn.Module, site: _Site, device: torch.device, amp: Call
     x.requires_grad_(backward and site.needs_grad)
     params = [p for p in m.parameters(recurse=False) if p.requires_grad] if backward else []
     inputs = ([x] if x.requires_grad else []) + params
-    fmt = _last_format(x.ndim)
+    fmt = channels_last_format(x.ndim)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     grad_out: torch.Tensor | None = None
 
