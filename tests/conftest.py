@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
 
-# timed convolution layouts (`channels_last: "auto"`) are cached here, not in the user's ~/.cache
-os.environ.setdefault("AI4MED_CACHE_DIR", os.path.join(tempfile.mkdtemp(prefix="ai4med-test-cache-")))
+# timed convolution layouts (`channels_last: "auto"`) are cached here, not in the user's ~/.cache;
+# a folder made for this run is removed when the run ends
+if "AI4MED_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="ai4med-test-cache-")
+    os.environ["AI4MED_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 
 @pytest.fixture()
