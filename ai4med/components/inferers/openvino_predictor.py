@@ -57,6 +57,7 @@ class OpenVinoInferenceContext(InferenceContext):
         graph_inputs, graph_outputs = _onnx_names(self.model_path) if ambiguous else (set(), set())
         self._inputs = {_name(p, graph_inputs): p for p in self.compiled.inputs}
         self._outputs = {_name(p, graph_outputs): p for p in self.compiled.outputs}
+        self._output_index = {n: i for i, n in enumerate(self._outputs)}  # any build lists them in this order
         super().__init__(list(self._inputs), list(self._outputs))
 
     def close(self) -> None:
@@ -80,8 +81,8 @@ class OpenVinoInferenceContext(InferenceContext):
         if unknown:
             raise KeyError(f"unknown output(s) {unknown}; the model has {list(self._outputs)}")
         with self._lock:  # share_outputs=False: each result is a fresh copy, safe after the next call
-            result = compiled(feed, share_inputs=True, share_outputs=False)
-            return {n: np.asarray(result[self._outputs[n]]) for n in names}
+            result = compiled(feed, share_inputs=True, share_outputs=False).to_tuple()
+            return {n: np.asarray(result[self._output_index[n]]) for n in names}
 
 
 class OpenVinoPredictor(OnnxPredictor):

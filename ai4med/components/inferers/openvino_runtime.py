@@ -11,7 +11,8 @@ that took ~1.0 s against 4.6-5.8 s for `ov.convert_model(module, example_input=.
 outputs; ~1.5 s in all with compiling), and it shares the exporter of the onnxruntime path. The model
 is compiled for "CPU" with INFERENCE_PRECISION_HINT f32 (no silent bf16 on AMX machines) and
 PERFORMANCE_HINT LATENCY (one request uses every core: the scan window sends one batch at a
-time). Outputs are copied into torch tensors, so they outlive the next call.
+time). Outputs are copied into torch tensors, so they outlive the next call. Input shapes that
+recur (the scan window's batch) get a static-shape build of their own (`ShapeSpecialisedModel`).
 
 Example:
     >>> import torch
@@ -25,7 +26,9 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -33,6 +36,7 @@ import torch
 from ai4med.components.inferers.exported_module import ExportedModule, numpy_feeds
 from ai4med.components.inferers.ort_runtime import export_to_bytes
 
+logger = logging.getLogger(__name__)
 MISSING = "runtime 'openvino' needs the openvino package (an ai4med dependency): pip install openvino"
 CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
 
@@ -48,13 +52,76 @@ def require_openvino() -> None:
         raise ImportError(MISSING)
 
 
-def compile_for_cpu(onnx: bytes | str, config: dict[str, Any] | None = None) -> Any:
+def compile_for_cpu(onnx: bytes | str, config: dict[str, Any] | None = None) -> ShapeSpecialisedModel:
     """An ONNX model (bytes, or a file path) read and compiled by OpenVINO for the CPU with
     `CPU_CONFIG` plus `config`; what both the torch-module and the ONNX-file paths run."""
     import openvino as ov
 
     core = ov.Core()
-    return core.compile_model(core.read_model(onnx), "CPU", {**CPU_CONFIG, **(config or {})})
+    return ShapeSpecialisedModel(core, core.read_model(onnx), {**CPU_CONFIG, **(config or {})})
+
+
+class ShapeSpecialisedModel:
+    """A compiled model that also builds static-shape copies of itself for input shapes that recur.
+
+    Why: OpenVINO's CPU plugin runs a model compiled for fixed input shapes faster than its
+    dynamic-shape build (it plans memory and picks kernels once): the bench UNet 16-256 on a batch
+    of four 96^3 windows, AVX2, 307 vs 327 ms in fp32 and 244 vs 255 ms in INT8. A scan window
+    sends one batch shape again and again, so the `SPECIALISE_AFTER`-th call with a shape compiles a
+    static copy (~0.1 s) that later calls of that shape run. At most `max_static` copies are kept
+    (least recently used out), so a caller with ever-new shapes (a server's ROIs) stays on the
+    dynamic build. A shape that cannot be made static (reshape or compile refused) stays dynamic.
+
+    Call it as a compiled model: `model(feeds, **infer_kwargs)` with feeds `{input name: array}`;
+    the result's `to_tuple()` lists the outputs in the model's order, whichever build ran.
+    """
+
+    SPECIALISE_AFTER = 3
+
+    def __init__(self, core: Any, model: Any, config: dict[str, Any], max_static: int = 2) -> None:
+        self.core, self.model, self.config, self.max_static = core, model, config, max_static
+        self.dynamic = core.compile_model(model, "CPU", config)
+        self.static: OrderedDict[tuple, Any] = OrderedDict()  # shape key -> compiled, or None (refused)
+        self.calls: dict[tuple, int] = {}
+
+    @property
+    def inputs(self) -> Any:
+        return self.dynamic.inputs
+
+    @property
+    def outputs(self) -> Any:
+        return self.dynamic.outputs
+
+    def __call__(self, feeds: dict[str, Any], **kwargs: Any) -> Any:
+        return self.build_for(feeds)(feeds, **kwargs)
+
+    def build_for(self, feeds: dict[str, Any]) -> Any:
+        """The compiled build that runs `feeds`: a static one for a recurring shape, else the dynamic."""
+        if self.max_static < 1:
+            return self.dynamic
+        key = tuple(sorted((name, tuple(a.shape)) for name, a in feeds.items()))
+        if key in self.static:
+            self.static.move_to_end(key)
+            return self.static[key] or self.dynamic
+        self.calls[key] = n = self.calls.get(key, 0) + 1
+        if n < self.SPECIALISE_AFTER:
+            return self.dynamic
+        del self.calls[key]
+        self.static[key] = self._compile_static(key)
+        while len(self.static) > self.max_static:
+            self.static.popitem(last=False)
+        return self.static[key] or self.dynamic
+
+    def _compile_static(self, key: tuple) -> Any:
+        import openvino as ov
+
+        try:
+            model = self.model.clone()
+            model.reshape({name: ov.PartialShape(list(shape)) for name, shape in key})
+            return self.core.compile_model(model, "CPU", self.config)
+        except Exception as e:  # noqa: BLE001 - a model that cannot take this static shape runs dynamic
+            logger.debug("no static OpenVINO build for %s (%s); dynamic shapes it is", key, e)
+            return None
 
 
 class OpenVinoModule(ExportedModule):

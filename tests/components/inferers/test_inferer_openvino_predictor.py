@@ -103,7 +103,8 @@ def test_extra_inputs_and_outputs_as_onnxruntime(tmp_path):
                       dynamic_axes={"image": {0: "n", 2: "d", 3: "h", 4: "w"}, "pred": {0: "n", 2: "d"},
                                     "aux": {0: "n", 2: "d"}})
     results = []
-    for ctx in (OpenVinoInferenceContext(path), OnnxInferenceContext(path, device="cpu")):
+    contexts = (OpenVinoInferenceContext(path), OnnxInferenceContext(path, device="cpu"))
+    for ctx in contexts:
         assert ctx.input_names == ["image", "scale"] and ctx.output_names == ["pred", "aux"]
         ctx.set_extra_input_values({"scale": np.asarray(2.0, np.float32)})
         ctx.input_names, ctx.output_names = ["image"], ["pred"]  # scale and aux become extras
@@ -113,6 +114,8 @@ def test_extra_inputs_and_outputs_as_onnxruntime(tmp_path):
         results.append(out)
     for name in ("pred", "aux"):
         _rel_close(results[0][name], results[1][name])
+    ov_builds = list(contexts[0].compiled.static.values())
+    assert ov_builds and all(b is not None for b in ov_builds)  # the recurring window batch ran a static build
 
 
 def test_calls_from_threads(conv_onnx):

@@ -153,3 +153,73 @@ def test_scan_window_through_openvino_equals_the_torch_path() -> None:
     assert ctx.model.active
     assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
     assert np.array_equal(got.argmax(1), ref.argmax(1))
+
+
+def _specialised(net: torch.nn.Module, max_static: int = 2) -> "openvino_runtime.ShapeSpecialisedModel":
+    from ai4med.components.inferers.ort_runtime import export_to_bytes
+
+    model = openvino_runtime.compile_for_cpu(export_to_bytes(net, (torch.zeros(1, 1, 16, 16, 16),), 1))
+    model.max_static = max_static
+    return model
+
+
+def test_recurring_shapes_run_a_static_build_with_the_same_outputs() -> None:
+    net = tiny_unet()
+    model = _specialised(net)
+    x = np.random.default_rng(0).standard_normal((2, 1, 16, 16, 16)).astype(np.float32)
+    feeds = {"input_0": x}
+    key = (("input_0", x.shape),)
+    builds = [model.build_for(feeds) for _ in range(model.SPECIALISE_AFTER + 1)]
+    assert builds[0] is model.dynamic and builds[1] is model.dynamic  # a shape seen once or twice: dynamic
+    static = model.static[key]
+    assert builds[2] is static and builds[3] is static and static is not model.dynamic
+    assert static.inputs[0].get_partial_shape().is_static and not model.dynamic.inputs[0].get_partial_shape().is_static
+    assert tuple(static.inputs[0].get_partial_shape().to_shape()) == x.shape
+    dynamic_out = model.dynamic(feeds, share_outputs=False).to_tuple()[0]
+    static_out = model(feeds, share_outputs=False).to_tuple()[0]
+    np.testing.assert_allclose(static_out, dynamic_out, rtol=1e-5, atol=1e-5)
+    with torch.inference_mode():
+        assert_close_rel(torch.from_numpy(static_out), net(torch.from_numpy(x)))
+
+
+def test_static_builds_are_bounded_least_recently_used_out() -> None:
+    model = _specialised(tiny_unet(), max_static=2)
+    shapes = [(1, 1, 16, 16, 16), (2, 1, 16, 16, 16), (1, 1, 24, 16, 16)]
+    feeds = [{"input_0": np.zeros(s, np.float32)} for s in shapes]
+    for f in feeds[:2]:
+        for _ in range(model.SPECIALISE_AFTER):
+            model(f)
+    model(feeds[0])  # used last: the second shape is now the least recently used
+    for _ in range(model.SPECIALISE_AFTER):
+        model(feeds[2])
+    assert [k[0][1] for k in model.static] == [shapes[0], shapes[2]]
+    out = model(feeds[1]).to_tuple()[0]  # an evicted shape still runs (dynamic build)
+    assert out.shape == (2, 2, 16, 16, 16)
+
+
+def test_a_shape_that_cannot_be_static_stays_dynamic() -> None:
+    model = _specialised(tiny_unet())
+
+    class Unclonable:
+        def clone(self):
+            raise RuntimeError("refused")
+
+    model.model = Unclonable()
+    feeds = {"input_0": np.ones((1, 1, 16, 16, 16), np.float32)}
+    outs = [model(feeds).to_tuple()[0] for _ in range(model.SPECIALISE_AFTER + 2)]
+    assert list(model.static.values()) == [None]
+    assert model.build_for(feeds) is model.dynamic
+    np.testing.assert_array_equal(outs[-1], outs[0])
+
+
+def test_module_outputs_stay_owned_copies_on_the_static_build(net) -> None:
+    ov_net = OpenVinoModule(net)
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.inference_mode():
+        for _ in range(openvino_runtime.ShapeSpecialisedModel.SPECIALISE_AFTER + 1):
+            a = ov_net(x)
+        assert ov_net.compiled.static  # the calls above made a static build, which ran the last one
+        a_copy = a.clone()
+        ov_net(torch.zeros_like(x))
+        torch.testing.assert_close(a, a_copy, rtol=0, atol=0)
+        assert_close_rel(a, net(x))
