@@ -223,3 +223,12 @@ def test_module_outputs_stay_owned_copies_on_the_static_build(net) -> None:
         ov_net(torch.zeros_like(x))
         torch.testing.assert_close(a, a_copy, rtol=0, atol=0)
         assert_close_rel(a, net(x))
+
+
+def test_ever_new_shapes_keep_bounded_bookkeeping_and_stay_dynamic() -> None:
+    model = _specialised(tiny_unet())
+    model.TRACKED_SHAPES = 4
+    outs = [model({"input_0": np.zeros((1, 1, 16, 16, 8 + 2 * i), np.float32)}).to_tuple()[0] for i in range(10)]
+    assert [o.shape[-1] for o in outs] == [8 + 2 * i for i in range(10)]
+    assert len(model.calls) == 4 and not model.static  # the 4 newest shapes, each seen once; nothing compiled
+    assert [k[0][1][-1] for k in model.calls] == [20, 22, 24, 26]
