@@ -64,7 +64,10 @@ def test_user_malloc_settings_are_not_overridden(env):
 
 
 _HUGEPAGE_SCRIPT = textwrap.dedent("""
-    from numpy._core import multiarray
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
     from ai4med.components.inferers.precision import tune_malloc
     before = multiarray._get_madvise_hugepage()
     tune_malloc()
