@@ -118,8 +118,9 @@ def _child(side: str, steps: int, size: int, amp: bool, *flags: str, device: str
     if amp:
         cmd.append("--amp")
     # a cold layout cache: the first step includes timing the layouts, as on a user's first run
-    env = {**os.environ, "AI4MED_CACHE_DIR": tempfile.mkdtemp(prefix="ai4med_bench_cache_")}
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    with tempfile.TemporaryDirectory(prefix="ai4med_bench_cache_") as cache:
+        env = {**os.environ, "AI4MED_CACHE_DIR": cache}
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -107,13 +107,16 @@ def _layout_setting(v: Any, cfg: WorkflowConfig) -> bool | str:
     whole network channels-last) or false (channels-first throughout)."""
     if isinstance(v, str) and v.strip().lower() == "auto":
         return "auto"
-    if isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off")):
+    if isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in _TRUE_WORDS + _FALSE_WORDS):
         return _as_bool(v)
     raise ConfigError(f"channels_last must be \"auto\", true or false, got {v!r}", cfg.file, "/channels_last")
 
 
+_TRUE_WORDS, _FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _as_bool(v: Any) -> bool:
-    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+    return v if isinstance(v, bool) else str(v).strip().lower() in _TRUE_WORDS
 
 
 def seed_everything(determinism: dict[str, Any]) -> int | None:
