@@ -7,13 +7,19 @@ ATen's vectorised kernels (`ATEN_CPU_CAPABILITY`), oneDNN's convolutions in torc
 (`ONEDNN_MAX_CPU_ISA`; bf16 then becomes emulated, as on a real AVX2 CPU, and `precision="auto"`
 picks fp32) and MKL's GEMMs (`MKL_ENABLE_INSTRUCTIONS`). What it does not emulate: the clock, the
 caches and the memory bandwidth stay this CPU's, so the figures approximate an AVX2 machine.
+
+torch.compile's on-disk cache does not key its kernels by the capped ISA: a kernel built for
+AVX-512 by an earlier native run was served to an AVX2-capped run, and a compiled UNet's output
+was then off by 9.8 (a fresh cache: 3e-6). So a capped run gets a cache folder of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
+import tempfile
 
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
@@ -28,7 +34,9 @@ def apply(isa: str) -> None:
     """Re-run this process with the caps set when --isa avx2 asks for them and they are not yet
     in force (they must be set before torch, MKL or OpenVINO load)."""
     if isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ENV})
+        env = {**os.environ, **AVX2_ENV}
+        env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_avx2"))
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def describe() -> str:
