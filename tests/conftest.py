@@ -19,6 +19,13 @@ if "AI4MED_CACHE_DIR" not in os.environ:
     os.environ["AI4MED_CACHE_DIR"] = _cache
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
+# torch.compile's on-disk cache does not key kernels by a capped ISA (ATEN_CPU_CAPABILITY, as
+# bench/_isa.py sets to run as an AVX2 CPU): a run capped that way gets a cache of its own, or it is
+# served kernels built for the uncapped CPU (a compiled UNet was then off by 9.8)
+if os.environ.get("ATEN_CPU_CAPABILITY") and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{os.getuid()}_{os.environ['ATEN_CPU_CAPABILITY']}")
+
 
 @pytest.fixture()
 def small_tmpfs(tmp_path) -> Iterator[Callable[[str], str]]:
