@@ -169,8 +169,8 @@ def test_zero_and_two_workers_identical(dataset):
     for j, (x, y) in enumerate(zip(a, b)):
         # NaNs can only come from memory that was not written (nothing in the chain makes one): say which side
         where = f"batch {j}: NaNs {int(x['image'].isnan().sum())} (0 workers), {int(y['image'].isnan().sum())} (2 workers)"
-        torch.testing.assert_close(x["image"], y["image"], msg=lambda m: f"{m}\n{where}")
-        torch.testing.assert_close(x["label"], y["label"], msg=lambda m: f"{m}\n{where}")
+        torch.testing.assert_close(x["image"], y["image"], msg=lambda m, where=where: f"{m}\n{where}")
+        torch.testing.assert_close(x["label"], y["label"], msg=lambda m, where=where: f"{m}\n{where}")
 
 
 def test_batch_by_transform_expands_and_batch_transforms(dataset):
