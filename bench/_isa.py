@@ -16,7 +16,6 @@ was then off by 9.8 (a fresh cache: 3e-6). So a capped run gets a cache folder o
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import tempfile
@@ -35,7 +34,8 @@ def apply(isa: str) -> None:
     in force (they must be set before torch, MKL or OpenVINO load)."""
     if isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
         env = {**os.environ, **AVX2_ENV}
-        env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_avx2"))
+        user = os.getuid() if hasattr(os, "getuid") else "user"  # getpass.getuser() fails without a passwd entry
+        env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"torchinductor_{user}_avx2"))
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
