@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from fresh_process import in_fresh_process
 
 from ai4med.common.medical_image import MedicalImage
 from ai4med.components.data import catalog
@@ -161,6 +162,7 @@ def test_same_seed_same_batches_and_epochs_differ(dataset):
     assert not torch.equal(a[0]["image"], a[4]["image"])  # epoch 1 differs from epoch 0
 
 
+@in_fresh_process  # see fresh_process.py
 def test_zero_and_two_workers_identical(dataset):
     chain = [LoadNpy(), CropByPosNegRatio([8, 8, 8], ["image", "label"], "label", 1, 1, batch_size=2), AddNoise()]
     a = collect(seg(dataset, chain, num_workers=0, batched_by_transforms=True))
@@ -310,6 +312,7 @@ def test_cache_pipeline_prefix_once_and_replacement(dataset):
     assert not torch.equal(epoch_images[0], epoch_images[1])
 
 
+@in_fresh_process  # see fresh_process.py
 def test_cache_pipeline_workers_match(dataset):
     chain = [LoadNpy(), CropByPosNegRatio([8, 8, 8], ["image", "label"], "label", 1, 1, batch_size=2), AddNoise()]
     runs = []
@@ -349,6 +352,7 @@ AIAA_PRE_TRANSFORMS = [  # seed 004's config_train_aiaa_Task09_Spleen pre_transf
 ]
 
 
+@in_fresh_process  # see fresh_process.py
 def test_seed004_aiaa_chain_through_cached_pipeline(tmp_path):
     import nibabel as nib
 
