@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -60,15 +59,17 @@ def orthanc(tmp_path_factory):
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            os.kill(proc.pid, signal.SIGKILL)
+            proc.kill()
             pytest.fail(f"Orthanc did not answer within 60 s:\n{(root / 'orthanc.log').read_text()[-3000:]}")
         time.sleep(0.2)
     yield server
-    os.kill(proc.pid, signal.SIGTERM)
+    # through Popen, which signals nothing once the process is reaped: this machine's PIDs wrap within a
+    # test run (pid_max 32768), and a bare os.kill of a stale PID could hit another process
+    proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.kill()
         proc.wait()
     log.close()
 
