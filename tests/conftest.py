@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import faulthandler
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
+# a pytest worker ended by SIGTERM prints where every thread was, then ends as before (a test that sets its
+# own SIGTERM handler replaces this one): a worker that vanished under xdist left no trace
+# (see tests/components/data/fresh_process.py)
+faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
 
 # timed convolution layouts (`channels_last: "auto"`) are cached here, not in the user's ~/.cache;
 # a folder made for this run is removed when the run ends

@@ -183,7 +183,7 @@ def listen(ae_title: str, port: int, destination: str, run_folder: RunFolder, *,
     try:
         stop.wait()
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        for s, h in previous.items():  # None: set outside Python before it started; signal.signal cannot take it
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
         listener.stop()
     return None
