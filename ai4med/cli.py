@@ -73,7 +73,7 @@ def _add_train_like(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--output", "--model_dir", dest="output", default=None,
                    help="output folder for checkpoints and logs (MMAR form: replaces MMAR_CKPT_DIR)")
     p.add_argument("--file_root", default=None, help="root of the relative paths in the datalist")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="override config globals/variables (typed: numbers, true/false, JSON lists)")
     p.add_argument("--resume", action="store_true", help="continue from models/last_checkpoint.pt")
     p.add_argument("--fold", type=int, default=None,

@@ -59,7 +59,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                         f"config_validation/config_inference.json (default with -m: {DEFAULT_CONFIG})")
     p.add_argument("-e", "--environment", default=None,
                    help="environment.json (default: <mmar>/config/environment.json when present)")
-    p.add_argument("--set", nargs="*", default=[], dest="overrides_set", metavar="KEY=VALUE",
+    p.add_argument("--set", nargs="*", action="extend", default=[], dest="overrides_set", metavar="KEY=VALUE",
                    help="override config globals/variables (typed: numbers, true/false, JSON lists)")
     p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="more overrides, as commands/*.sh pass them")

@@ -85,7 +85,7 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--device", default=None, help="local model: cpu, cuda, cuda:1 (default: cuda if available)")
 
     r = p.add_argument_group("run")
-    r.add_argument("--set", nargs="*", default=[], dest="overrides_set", metavar="KEY=VALUE",
+    r.add_argument("--set", nargs="*", action="extend", default=[], dest="overrides_set", metavar="KEY=VALUE",
                    help="override config variables / top-level values of config_inference.json")
     r.add_argument("--no_progress", action="store_true", help="no progress bar")
     r.add_argument("--check", action="store_true",

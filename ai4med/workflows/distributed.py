@@ -26,6 +26,15 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def launched_world_size() -> int:
+    """How many processes a launcher (torchrun, or mpirun via `mpi_to_torch_env`) started for this run
+    (`WORLD_SIZE`; 1 when unset or unreadable)."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
 def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 

@@ -207,6 +207,12 @@ class Trainer:
         if self.settings.multi_gpu:
             self.rank, self.world = dist_utils.init_distributed(self.device)
         else:
+            launched = dist_utils.launched_world_size()
+            if launched > 1:  # each process would train the whole model alone, into the same files
+                raise ConfigError(f"multi_gpu is false, but a launcher started {launched} processes for this run "
+                                  "(WORLD_SIZE): each would train the same model into the same folder; set "
+                                  "multi_gpu=true (e.g. --set multi_gpu=true) or start one process", cfg.file,
+                                  "/multi_gpu")
             self.rank, self.world = 0, 1
         self.data_seed = seed_everything(self.settings.determinism)
         self.precision = _amp_precision(self.settings.use_amp, self.device)

@@ -64,3 +64,17 @@ def test_mpirun_rank_variables_become_torch_distributed_ones():
     torchrun = {"RANK": "0", "WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"}
     assert not mpi_to_torch_env(torchrun) and torchrun["RANK"] == "0"  # torchrun's variables win
     assert not mpi_to_torch_env({})
+
+
+def test_repeated_set_flags_all_count_in_every_command():
+    """`--set a=1 --set b=2` keeps both (argparse's default action kept only the last `--set`, so
+    `torchrun ... train --set multi_gpu=true --set epochs=160` silently trained on one process)."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = {name: p for name, p in sub.choices.items() if any("--set" in a.option_strings for a in p._actions)}
+    assert {"train", "validate", "infer", "evaluate", "export", "deploy"} <= set(commands)
+    for name, p in commands.items():
+        dest = next(a.dest for a in p._actions if "--set" in a.option_strings)
+        a = p.parse_args(["--set", "multi_gpu=true", "--set", "epochs=160", "learning_rate=0.1"])
+        assert getattr(a, dest) == ["multi_gpu=true", "epochs=160", "learning_rate=0.1"], name
+        assert getattr(p.parse_args([]), dest) == [], name  # the default list is not shared between parses
+

@@ -175,6 +175,16 @@ def test_ddp_two_gloo_processes_match_single_process_validation(tmp_path, synthe
     assert got["mean_dice"] == pytest.approx(ddp_metric, abs=1e-6)
 
 
+def test_a_launcher_started_several_processes_but_multi_gpu_is_false(tmp_path, synthetic_data, monkeypatch, capsys):
+    """torchrun without multi_gpu=true: each process would train alone into the same files; refused."""
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=1), synthetic_data)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert _train(root, "--device", "cpu") != 0
+    err = capsys.readouterr().err
+    assert "multi_gpu is false, but a launcher started 2 processes" in err and "/multi_gpu" in err
+    assert not os.path.exists(os.path.join(root, "models", "model.pt"))
+
+
 def test_reduce_on_plateau_still_fires_when_early_stopping_is_on(tmp_path, synthetic_data):
     # a learning rate too small to move the validation metric: every validation is a plateau
     cfg = tiny_config(epochs=3, learning_rate=1e-12, early_stopping_patience=10)
