@@ -85,9 +85,11 @@ def check_train_finetune(mmar, tmp_path):
 
 
 def check_train_multi_gpu_two_processes_log_once(mmar, tmp_path):
-    """torchrun with 2 CPU (gloo) processes; rank 0 alone prints the progress lines."""
+    """torchrun with 2 CPU (gloo) processes; rank 0 alone prints the progress lines. The user's own
+    `--set` flags come after the script's `--set multi_gpu=true` and must not replace it."""
     out = tmp_path / "ddp"
-    proc = sh(mmar, "train_multi_gpu.sh", *FAST, "-r", str(out), env={"NPROC": "2"})
+    proc = sh(mmar, "train_multi_gpu.sh", *(w for kv in FAST for w in ("--set", kv)), "-r", str(out),
+              env={"NPROC": "2"})
     log = proc.stdout + proc.stderr
     assert "2 processes" in log
     assert log.count("train epoch 1/1") == 1, log[-3000:]
