@@ -77,7 +77,8 @@ def test_the_scripts_in_a_users_order(mmar, tmp_path):
 
 def check_train_finetune(mmar, tmp_path):
     before = torch.load(mmar / "models" / "model.pt", map_location="cpu", weights_only=False)
-    proc = sh(mmar, "train_finetune.sh", *FAST, "-r", str(tmp_path / "ft"))
+    # the user's --set flags must not replace the script's --set MMAR_CKPT (it trained from scratch before)
+    proc = sh(mmar, "train_finetune.sh", *(w for kv in FAST for w in ("--set", kv)), "-r", str(tmp_path / "ft"))
     assert f"initialised the model from {mmar / 'models' / 'model.pt'}" in proc.stderr
     after = torch.load(tmp_path / "ft" / "model.pt", map_location="cpu", weights_only=False)
     assert before["epoch"] == after["epoch"] == 1
