@@ -226,8 +226,11 @@ def load_command_config(args: Any, reads_data: bool = True) -> Any:
     if bad:
         raise UserError(f"overrides must be KEY=VALUE, got {bad}")
     defaults = None if reads_data else {k: "" for k in DATA_VARIABLES}
-    return load_config(config, args.environment, deploy_app_defaults(config, overrides) + overrides,
-                       mmar_root=args.mmar, defaults=defaults)
+    cfg = load_config(config, args.environment, deploy_app_defaults(config, overrides) + overrides,
+                      mmar_root=args.mmar, defaults=defaults)
+    given = {o.split("=", 1)[0] for o in overrides}
+    cfg.override_keys = [k for k in cfg.override_keys if k in given]  # only the user's are checked for typos
+    return cfg
 
 
 def deploy_app_defaults(config: str, overrides: list[str]) -> list[str]:

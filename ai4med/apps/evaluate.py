@@ -91,6 +91,7 @@ def run_bulk(args: Any, mode: str) -> int:
     if getattr(args, "dicomweb", None):
         return run_dicomweb(args, mode, cfg, opts)
     evaluator = evaluator_from_config(cfg, opts)
+    cfg.warn_unused_overrides(logger)
     try:
         apply_runtime(evaluator.inference_ctx, getattr(args, "runtime", "auto"))
         logger.info("%s: %d cases, model %s (%s, runtime %s), output %s", mode, len(evaluator.data_list),

@@ -489,6 +489,7 @@ def run(args: Any) -> int:
     cfg = load_command_config(args, reads_data=False)  # exporting reads no data
     checkpoint = find_checkpoint(cfg, args.model_file_path, args.model_name)
     module = checkpoint_module(checkpoint, config=cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
+    cfg.warn_unused_overrides(logger)
     _, dims = input_channels(module) if not args.input_channels else (args.input_channels, None)
     size = _parse_size(args.network_input_size) or _parse_size(getattr(args, "trtis_input_shape", None))
     if size and dims and len(size) == dims + 1:  # trtis_input_shape "1 64 64 64": channels first

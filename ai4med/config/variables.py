@@ -174,6 +174,38 @@ def substitute(tree: Any, variables: Mapping[str, Any], file: str | None, pointe
     return _walk(tree, lookup, file, pointer)
 
 
+def referenced_names(tree: Any) -> set[str]:
+    """Every `{VAR}` name the strings of `tree` (JSON: dicts, lists, scalars) refer to."""
+    if isinstance(tree, str):
+        return {m.group(1) for m in _TOKEN.finditer(tree) if m.group(1)}
+    if isinstance(tree, dict):
+        return set().union(*(referenced_names(v) for v in tree.values()))
+    if isinstance(tree, list):
+        return set().union(*(referenced_names(v) for v in tree))
+    return set()
+
+
+class ReadTracking(dict):
+    """A dict that remembers which keys were asked for (`get`, `[]`, `in`): the variables some
+    code used, so that a `--set` nobody reads (a typo) can be reported."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+
 def _undefined(name: str, known: Mapping[str, Any], file: str | None, pointer: str | None) -> None:
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""

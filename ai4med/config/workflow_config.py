@@ -24,6 +24,8 @@ Example:
 from __future__ import annotations
 
 import copy
+import difflib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -36,10 +38,12 @@ from ai4med.config.mmar import Mmar
 from ai4med.config.spec import parse_spec
 from ai4med.config.variables import (
     OVERRIDE_FILE,
+    ReadTracking,
     Variable,
     config_globals,
     layer,
     parse_overrides,
+    referenced_names,
     resolve_variables,
     set_config_path,
     split_overrides,
@@ -47,6 +51,9 @@ from ai4med.config.variables import (
 )
 
 _MISSING = object()
+# the names Clara's MMAR layout and datalists define, meaningful with or without an MMAR folder
+WELL_KNOWN_VARIABLES = frozenset({"MMAR_ROOT", "MMAR_CKPT_DIR", "MMAR_EVAL_OUTPUT_PATH", "MMAR_CKPT", "DATA_ROOT",
+                                  "DATASET_JSON", "PROCESSING_TASK"})
 Overrides = Iterable[str] | Mapping[str, Any] | str | None
 
 
@@ -80,6 +87,8 @@ class WorkflowConfig:
         self.environment_file = environment_file
         self.builder = ComponentBuilder(file, registries=registries, resolver=self._build_alias)
         self._alias_index: dict[str, list[tuple[str, bool]]] | None = None
+        self.override_keys: list[str] = []  # the plain `--set` names (see `unused_overrides`)
+        self.known_names: set[str] = set()  # names the files define or refer to
 
     def get(self, pointer: str, default: Any = None) -> Any:
         """The node at JSON pointer `pointer` (e.g. `/train/model/args`), or `default`."""
@@ -92,6 +101,24 @@ class WorkflowConfig:
             else:
                 return default
         return node
+
+    def unused_overrides(self) -> list[str]:
+        """The `--set NAME=VALUE` names that nothing uses: not a key or `{NAME}` of the config or
+        environment.json, and not read as a variable by the code that has run so far (call it once
+        the command has read its settings). Usually a typo (`learning_rat=1e-3`)."""
+        read = getattr(self.variables, "read", set())
+        return [k for k in self.override_keys if k not in self.known_names and k not in read]
+
+    def warn_unused_overrides(self, log: logging.Logger) -> list[str]:
+        """Log a warning (with close names) for each of `unused_overrides`; returns them."""
+        unused = self.unused_overrides()
+        candidates = sorted((self.known_names | getattr(self.variables, "read", set())) - set(self.override_keys))
+        for key in unused:
+            close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            log.warning("--set %s: nothing in %s uses %r (not a config key, variable or setting)%s",
+                        key, self.file, key, hint)
+        return unused
 
     def has(self, pointer: str) -> bool:
         return self.get(pointer, _MISSING) is not _MISSING
@@ -203,14 +230,18 @@ def load_config(
     merged.update(layer(env, env_path))
     merged.update(layer(config_globals(data), file))
     merged.update(layer(plain, OVERRIDE_FILE, located=False))
-    variables = resolve_variables(merged)
+    variables = ReadTracking(resolve_variables(merged))
     data = substitute(data, variables, file)
     if is_2019_form(data):
         data = normalize_2019(data, file, variables)
 
     if mmar is not None:
         mmar.activate()
-    return WorkflowConfig(file, raw, data, variables, mmar, env_path, registries)
+    cfg = WorkflowConfig(file, raw, data, variables, mmar, env_path, registries)
+    cfg.override_keys = list(plain)
+    cfg.known_names = (set(WELL_KNOWN_VARIABLES) | set(raw) | set(env) | referenced_names(raw) | referenced_names(env)
+                       | set(defaults or {}) | set(mmar.default_variables() if mmar is not None else {}))
+    return cfg
 
 
 def _infer_mmar(file: str) -> Mmar | None:

@@ -155,6 +155,8 @@ def load_app(root: str, overrides: Sequence[str] = ()) -> DeployApp:
         inferer.roi_size = list(model_config["network_input_size"])
     writers = cfg.build_list("/writers", "writers") if cfg.has("/writers") else [MhdWriter()]
     loader = cfg.build("/model_loader", "model_loaders", required=False)
+    cfg.override_keys = [k for k in cfg.override_keys if k in given]  # the app's own defaults are not checked
+    cfg.warn_unused_overrides(logger)
     return DeployApp(root, cfg, model_config, render if os.path.isfile(render) else None, pre, post, inferer,
                      writers, loader)
 

@@ -222,6 +222,8 @@ class Trainer:
             tune_malloc()  # freed tensor memory stays in-process: no page-fault storm each step
         self.history: list[dict[str, float]] = []
         self._build(pretrained)
+        if self.rank == 0:  # every setting has been read by now: a --set nobody read is likely a typo
+            cfg.warn_unused_overrides(logger)
 
     # --- building ------------------------------------------------------------------
     def _pipeline(self, section: str, required: bool) -> Any:

@@ -157,3 +157,24 @@ def test_bad_set_item_through_load_config(tmp_path, write_json) -> None:
     cfg = write_json(tmp_path / "c.json", {"x": 1})
     with pytest.raises(ConfigError, match=r"^--set: 'epochs' is not KEY=VALUE"):
         load_config(cfg, overrides=["epochs"])
+
+
+def test_a_set_that_nothing_uses_is_reported_with_close_names(tmp_path, caplog) -> None:
+    """A typo in `--set` (`learning_rat=...`) changed nothing, silently; now it is named."""
+    import json
+    import logging
+
+    (tmp_path / "c.json").write_text(json.dumps({"epochs": 10, "learning_rate": 0.1,
+                                                 "train": {"n": "{epochs}", "path": "{DATA_ROOT}/x"}}))
+    (tmp_path / "e.json").write_text(json.dumps({"DATA_ROOT": "/d", "OUT": "{SUB}/o"}))
+    cfg = load_config(tmp_path / "c.json", tmp_path / "e.json",
+                      ["learning_rat=1e-3", "epochs=2", "DATA_ROOT=/e", "SUB=/s", "multi_gpu=true",
+                       "MMAR_CKPT=/m.pt", "zzz=1"])
+    # used: a top-level key, a {VAR} of the config, one of environment.json, a well-known MMAR name
+    assert cfg.unused_overrides() == ["learning_rat", "multi_gpu", "zzz"]
+    assert cfg.variables.get("multi_gpu") is True  # code that reads a setting uses it
+    assert cfg.unused_overrides() == ["learning_rat", "zzz"]
+    with caplog.at_level(logging.WARNING, logger="t"):
+        assert cfg.warn_unused_overrides(logging.getLogger("t")) == ["learning_rat", "zzz"]
+    assert "--set learning_rat: nothing in" in caplog.text and "did you mean 'learning_rate'?" in caplog.text
+    assert "--set zzz:" in caplog.text

@@ -185,6 +185,16 @@ def test_a_launcher_started_several_processes_but_multi_gpu_is_false(tmp_path, s
     assert not os.path.exists(os.path.join(root, "models", "model.pt"))
 
 
+def test_train_names_a_set_that_nothing_reads(tmp_path, synthetic_data, caplog):
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=3), synthetic_data)
+    with caplog.at_level("WARNING", logger="ai4med.train"):
+        assert _train(root, "--device", "cpu", "--set", "epochs=1", "learning_rat=0.5") == 0
+    err = caplog.text
+    assert "--set learning_rat: nothing in" in err and "did you mean 'learning_rate'?" in err, err[-2000:]
+    assert "--set epochs" not in err
+    assert [h["epoch"] for h in _history(root)] == [1]
+
+
 def test_reduce_on_plateau_still_fires_when_early_stopping_is_on(tmp_path, synthetic_data):
     # a learning rate too small to move the validation metric: every validation is a plateau
     cfg = tiny_config(epochs=3, learning_rate=1e-12, early_stopping_patience=10)
