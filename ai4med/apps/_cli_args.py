@@ -48,6 +48,11 @@ class SeedModelPath(argparse.Action):
                     path = folder or "."
                     break
             paths.append(path)
+        # a repeated flag adds models (`--model_file_path a.pt --model_file_path b.pt`: an ensemble of two, as
+        # `--model_file_path a.pt b.pt`), instead of keeping the last one silently
+        before = getattr(namespace, self.dest, None)
+        if before is not None and before != self.default:
+            paths = [*(before if isinstance(before, list) else [before]), *paths]
         # one path stays a string; several are an ensemble
         setattr(namespace, self.dest, paths[0] if len(paths) == 1 else paths)
 

@@ -78,3 +78,12 @@ def test_repeated_set_flags_all_count_in_every_command():
         assert getattr(a, dest) == ["multi_gpu=true", "epochs=160", "learning_rate=0.1"], name
         assert getattr(p.parse_args([]), dest) == [], name  # the default list is not shared between parses
 
+
+
+def test_a_repeated_model_file_path_adds_ensemble_members():
+    """Repeating the flag kept only the last model, silently; it now adds members, as several paths do."""
+    assert parse("infer", "--model_file_path", "a.pt").model_file_path == "a.pt"
+    assert parse("infer", "--model_file_path", "a.pt", "--model_file_path", "b.pt").model_file_path == ["a.pt", "b.pt"]
+    got = parse("evaluate", "--model_file_path", "a.pt", "b.ts", "--model_file_path", "c.onnx").model_file_path
+    assert got == ["a.pt", "b.ts", "c.onnx"]
+    assert parse("infer").model_file_path is None
