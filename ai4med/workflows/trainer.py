@@ -331,7 +331,11 @@ class Trainer:
         engine.state.extra["persist"] = {"pipeline_seed": self.train_pipeline.seed}
         if self.aux_ops:  # before the stats handler, which prints the epoch's aux means
             self._attach_aux_accumulator(engine)
-        StatsHandler(log_every=s.log_every).attach(engine)
+        try:
+            epoch_length: int | None = len(self.train_pipeline)
+        except TypeError:  # a BYOC pipeline without a length: no "i/n" and no time left
+            epoch_length = None
+        StatsHandler(log_every=s.log_every, epoch_length=epoch_length).attach(engine)
         validator = self.make_validator()
         if validator is not None:
             from ai4med.workflows.handlers.validation import ValidationHandler
