@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from ai4med.common.constants import ImageProperty
 from ai4med.components.models.torch_model import PredictionModule
 from ai4med.config.errors import ConfigError
 from ai4med.workflows.distributed import gather_objects
+from ai4med.workflows.handlers.stats import format_duration
 
 __all__ = ["PredictionModule", "Validator", "case_name", "overlay_slice"]
 
@@ -75,8 +77,12 @@ class Validator:
         output_field: the name the prediction is stored under (Clara: "model").
     """
 
+    #: seconds between progress lines of a long validation (0: none)
+    log_seconds: float = 30.0
+
     def __init__(self, predict: Any, pipeline: Any, metrics: Sequence[Any], output_field: str = "model",
-                 image_field: str = "image", label_field: str = "label") -> None:
+                 image_field: str = "image", label_field: str = "label",
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.predict = predict
         self.pipeline = pipeline
         self.metrics = list(metrics)
@@ -84,6 +90,7 @@ class Validator:
         self.image_field = image_field
         self.label_field = label_field
         self.last_slice: np.ndarray | None = None  # HWC uint8 overlay of the first case (TensorBoard)
+        self.clock = clock
 
     def key_metric_name(self) -> str | None:
         keys = [m.get_name() for m in self.metrics if getattr(m, "is_key_metric", lambda: False)()]
@@ -99,7 +106,12 @@ class Validator:
         self.pipeline.set_epoch(epoch)
         seen = 0
         per_case: list[tuple[str, dict[str, Any]]] = []  # only the fields the metrics read
-        for batch in self.pipeline:
+        try:
+            total: int | None = len(self.pipeline)
+        except TypeError:
+            total = None
+        start = last_line = self.clock()
+        for done, batch in enumerate(self.pipeline, 1):
             images = batch[self.image_field]
             for i in range(images.shape[0]):
                 pred = self.predict(images[i].numpy())
@@ -111,6 +123,13 @@ class Validator:
                     self.last_slice = overlay_slice(fields[self.image_field], pred, fields.get(self.label_field))
                 per_case.append((case_name(batch, i, f"case_{seen}", self.image_field), self._metric_inputs(fields)))
                 seen += 1
+            now = self.clock()
+            if self.log_seconds and now - last_line >= self.log_seconds:  # a long validation must not look hung
+                last_line = now
+                per_batch = (now - start) / done
+                left = f", ~{format_duration(per_batch * (total - done))} left" if total and total > done else ""
+                logger.info("validation: batch %d%s (%d cases, %.1f s a batch%s)", done,
+                            f"/{total}" if total else "", seen, per_batch, left)
         # with several ranks each holds a shard; pool the per-case values on every rank
         pooled: dict[str, dict[str, Any]] = {}
         for shard in gather_objects(per_case):

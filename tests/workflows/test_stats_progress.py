@@ -74,3 +74,39 @@ def test_time_left_follows_an_iteration_budget_and_is_unknown_without_a_length(c
                                                (7620, "2 h 07 min")])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+class _Pipeline:
+    """Validation batches of one 4^3 image each."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        import torch
+
+        for _ in range(self.n):
+            yield {"image": torch.zeros(1, 1, 4, 4, 4)}
+
+
+def test_a_long_validation_prints_progress_with_its_time_left(caplog):
+    from ai4med.workflows.validator import Validator
+
+    clock = Clock()
+
+    def predict(image):
+        clock.now += 20.0  # 20 s a case
+        return image
+
+    with caplog.at_level(logging.INFO, logger="ai4med.workflows.validator"):
+        assert Validator(predict, _Pipeline(5), [], clock=clock).run() == {}
+    lines = [r.getMessage() for r in caplog.records]
+    # a line once 30 s have passed since the start or the last line: after cases 2 and 4
+    assert lines == ["validation: batch 2/5 (2 cases, 20.0 s a batch, ~1 min 00 s left)",
+                     "validation: batch 4/5 (4 cases, 20.0 s a batch, ~20 s left)"]
