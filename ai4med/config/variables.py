@@ -93,7 +93,9 @@ def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
 def set_config_path(tree: Any, key: str, value: Any, file: str | None) -> None:
     """Set the node named by dotted `key` (`train.pre_transforms.3.args.a_min`) in place.
 
-    Missing object keys are created; list indices must exist.
+    Missing object keys are created; list indices must exist. A missing object key on the way that is
+    close to one the object has (`train.optimzer.args.lr`) is refused as a typo: created, it would be
+    a new node nothing reads, and the run would go on with the old value.
     """
     tokens = key.split(".")
     node, pointer = tree, ""
@@ -103,6 +105,14 @@ def set_config_path(tree: Any, key: str, value: Any, file: str | None) -> None:
             if last:
                 node[tok] = copy.deepcopy(value)
                 return
+            if tok not in node:
+                close = difflib.get_close_matches(tok, [str(k) for k in node], n=3, cutoff=0.75)
+                if close:
+                    raise ConfigError(
+                        f"--set {key}: {join_pointer(pointer, tok)} does not exist; did you mean "
+                        f"{', '.join(repr(c) for c in close)}? (a new node there would be read by nothing)",
+                        file=file, pointer=pointer or "/",
+                    )
             child = node.setdefault(tok, {})
         elif isinstance(node, list):
             if not tok.lstrip("-").isdigit() or not -len(node) <= int(tok) < len(node):

@@ -178,3 +178,16 @@ def test_a_set_that_nothing_uses_is_reported_with_close_names(tmp_path, caplog) 
         assert cfg.warn_unused_overrides(logging.getLogger("t")) == ["learning_rat", "zzz"]
     assert "--set learning_rat: nothing in" in caplog.text and "did you mean 'learning_rate'?" in caplog.text
     assert "--set zzz:" in caplog.text
+
+
+def test_a_dotted_set_through_a_misspelt_node_is_refused() -> None:
+    tree = {"train": {"optimizer": {"args": {"learning_rate": 0.1}}, "model": {"name": "Unet"}}}
+    with pytest.raises(ConfigError, match=r"/train/optimzer does not exist; did you mean 'optimizer'\?") as e:
+        set_config_path(tree, "train.optimzer.args.learning_rate", 0.5, "c.json")
+    assert e.value.pointer == "/train"
+    assert tree["train"]["optimizer"]["args"]["learning_rate"] == 0.1 and "optimzer" not in tree["train"]
+    # new nodes unlike any there are still created (an inferer's missing args), and a new leaf key is set
+    set_config_path(tree, "train.model.args.dropout", 0.2, "c.json")
+    set_config_path(tree, "train.optimizer.args.weight_decay", 1e-5, "c.json")
+    assert tree["train"]["model"]["args"] == {"dropout": 0.2}
+    assert tree["train"]["optimizer"]["args"]["weight_decay"] == 1e-5
