@@ -77,7 +77,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def _add_bulk_args(p: argparse.ArgumentParser, infer: bool) -> None:
     _add_config_args(p)
     p.add_argument("-d", "--data_file", "--datalist", dest="datalist", default=None,
-                   help="datalist JSON (default: the config's validation pipeline, else DATASET_JSON)")
+                   help="datalist JSON (default: the config's validation pipeline, else DATASET_JSON); infer also takes "
+                        "a folder of volumes / DICOM series, or one image file")
     p.add_argument("--data_list_key", "--key", dest="data_list_key", default=None,
                    help="list of the datalist to run (default: the config's, else 'validation')")
     p.add_argument("--file_root", default=None, help="root of the datalist's relative paths (default: DATA_ROOT)")

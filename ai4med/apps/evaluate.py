@@ -16,6 +16,7 @@ predictions written and no metrics.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 __all__ = ["run", "run_bulk", "options_from_args", "apply_runtime", "precision_of_use_amp"]
@@ -28,6 +29,33 @@ def precision_of_use_amp(use_amp: Any) -> str:
     from ai4med.inference.settings import precision_of_use_amp as of_use_amp
 
     return of_use_amp(use_amp)
+
+
+def image_items(path: str, mode: str) -> list[dict[str, str]]:
+    """`-d` naming images instead of a datalist: a volume file, or a folder of volumes / DICOM series
+    (found as `ai4med deploy` finds its inputs). Only `infer` takes them: metrics need labels."""
+    from ai4med.deploy.app import VOLUME_EXTS, discover_inputs
+    from ai4med.errors import UserError
+
+    if mode != "infer":
+        raise UserError(f"-d {path}: {mode} computes metrics, which need labels: give a datalist that pairs "
+                        "images and labels (`ai4med check-datalist` checks one); images alone work with `infer`")
+    if not os.path.isdir(path):
+        return [{"image": os.path.abspath(path)}]
+    found, ignored = discover_inputs(path)
+    for p, why in ignored:
+        logger.warning("-d %s: left out %s (%s)", path, p, why)
+    if not found:
+        raise UserError(f"-d {path}: no volume ({', '.join(VOLUME_EXTS)}) and no DICOM series in this folder")
+    logger.info("-d %s: %d image(s) to infer", path, len(found))
+    return [{"image": os.path.abspath(p)} for p in found]
+
+
+def names_images(path: str | None) -> bool:
+    """True when `-d` names a folder or an image file rather than a datalist (JSON)."""
+    from ai4med.deploy.app import VOLUME_EXTS
+
+    return bool(path) and (os.path.isdir(path) or str(path).lower().endswith(VOLUME_EXTS))
 
 
 def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
@@ -60,6 +88,12 @@ def options_from_args(args: Any, mode: str, cfg: Any) -> Any:
                     ", ".join(opts.model_file_path))
     if mode == "infer" and getattr(args, "validate", False):
         opts.do_validation = True
+    if names_images(args.datalist):
+        if opts.do_validation:
+            from ai4med.errors import UserError
+
+            raise UserError(f"-d {args.datalist}: --validate needs labels: give a datalist that pairs images and labels")
+        opts.items, opts.datalist = image_items(args.datalist, mode), None
     if mode == "evaluate" and getattr(args, "save_predictions", False):
         opts.output_infer_result = True
     return opts

@@ -109,6 +109,42 @@ def test_infer_writes_one_label_map_per_case_with_the_input_geometry(mmar) -> No
         assert dice(pred, np.asarray(nib.load(item["label"]).dataobj)) > 0.7
 
 
+def test_infer_takes_a_folder_or_an_image_file_instead_of_a_datalist(mmar, tmp_path, caplog) -> None:
+    """`-d FOLDER` / `-d image.nii.gz`: the same masks as through the datalist; evaluate refuses (no labels)."""
+    import shutil
+
+    from ai4med.errors import UserError
+
+    items = _validation_items(mmar)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for item in items:
+        shutil.copy(item["image"], folder)
+    (folder / "notes.txt").write_text("not an image")
+    ref = tmp_path / "ref"
+    assert infer.run(parse(add_infer_args, ["-m", mmar, "--no_progress", "-o", str(ref)])) == 0
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        assert infer.run(parse(add_infer_args, ["-m", mmar, "--no_progress", "-o", str(out), "-d", str(folder)])) == 0
+    assert "left out" in caplog.text and "notes.txt" in caplog.text
+    one = tmp_path / "one"
+    assert infer.run(parse(add_infer_args, ["-m", mmar, "--no_progress", "-o", str(one), "-d",
+                                            str(folder / os.path.basename(items[0]["image"]))])) == 0
+    for item in items:
+        expected = nib.load(_prediction(str(ref), item["image"]))
+        got = nib.load(_prediction(str(out), item["image"]))
+        assert np.array_equal(np.asarray(got.dataobj), np.asarray(expected.dataobj))
+        np.testing.assert_allclose(got.affine, expected.affine, atol=1e-6)
+    assert np.array_equal(np.asarray(nib.load(_prediction(str(one), items[0]["image"])).dataobj),
+                          np.asarray(nib.load(_prediction(str(ref), items[0]["image"])).dataobj))
+    assert sorted(os.listdir(one)) == [os.path.basename(items[0]["image"]).removesuffix(".nii.gz")]
+    with pytest.raises(UserError, match="need labels"):
+        evaluate.run(parse(add_evaluate_args, ["-m", mmar, "--no_progress", "-d", str(folder)]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no volume"):
+        infer.run(parse(add_infer_args, ["-m", mmar, "--no_progress", "-d", str(tmp_path / "empty")]))
+
+
 def test_evaluate_reports_per_case_dice(mmar, tmp_path, capsys) -> None:
     out = str(tmp_path / "eval")
     assert evaluate.run(parse(add_evaluate_args, ["-m", mmar, "-o", out, "--save_predictions", "--no_progress"])) == 0
