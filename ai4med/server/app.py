@@ -165,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = ServerSettings.from_args(args)
+    if settings.engine_pool:  # a missing / malformed pool file: one error line here, not a startup traceback
+        from ai4med.server.engines.pool import EnginePool
+
+        EnginePool.read_pool(settings.engine_pool)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=getattr(args, "log_level", "info"),
                 timeout_graceful_shutdown=max(1, int(settings.graceful_timeout)), limit_concurrency=256)

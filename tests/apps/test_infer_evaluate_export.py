@@ -354,3 +354,19 @@ def test_seed_004_form_with_an_inference_config(mmar, tmp_path) -> None:
 def test_missing_checkpoint_is_a_clear_error(mmar, tmp_path) -> None:
     with pytest.raises(UserError, match="no checkpoint final_model.pt in"):
         infer.run(parse(add_infer_args, ["-m", mmar, "--model_name", "final_model", "-o", str(tmp_path)]))
+
+
+def test_an_unreachable_triton_server_is_one_error_line(mmar, tmp_path, capsys) -> None:
+    """Not a 60-line traceback: the URL, the protocol and why, and exit 1."""
+    import socket
+
+    from ai4med.cli import main
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = main(["infer", "-m", mmar, "--no_progress", "-o", str(tmp_path / "o"), "--triton_url", f"127.0.0.1:{port}",
+               "--triton_model_name", "m"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert f"error: could not reach the server: Triton server 127.0.0.1:{port} (http" in err

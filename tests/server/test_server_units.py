@@ -136,3 +136,17 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path):
     t.join(60)
     assert out == [200]
     assert not (ws / "sessions" / sid).exists() and not (ws / "tmp").exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [(None, "file not found"), ("[1,", "not valid JSON"),
+                                                  ('"x"', "engine pool must be a list of model objects")])
+def test_serve_with_a_bad_engine_pool_file_is_one_error_line(tmp_path, capsys, content, message):
+    """Checked before uvicorn starts: exit 1 and the reason, not a startup traceback (and exit 3)."""
+    from ai4med.cli import main
+
+    pool = tmp_path / "engine_pool.json"
+    if content is not None:
+        pool.write_text(content)
+    assert main(["serve", "--config", str(pool), "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err

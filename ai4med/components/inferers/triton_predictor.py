@@ -22,14 +22,15 @@ from ai4med.components.inferers.inference_context import InferenceContext, Shape
 from ai4med.components.inferers.layout import as_shape_format, from_nc, to_nc, to_numpy
 from ai4med.components.inferers.predictor import Predictor
 from ai4med.components.inferers.torch_predictor import select_inputs
+from ai4med.errors import UserError
 
 PROTOCOLS = {"http": ("tritonclient.http", 8000), "grpc": ("tritonclient.grpc", 8001)}
 _NP_TO_TRITON = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
                  "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
 
 
-class TritonUnavailableError(ConnectionError):
-    """The Triton server or model cannot be reached or used."""
+class TritonUnavailableError(ConnectionError, UserError):
+    """The Triton server or model cannot be reached or used (the CLI prints the message, no traceback)."""
 
 
 def import_client(protocol: str) -> Any:
