@@ -194,10 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # user-facing errors carry their location in the message
-        from ai4med.errors import UserError
+        from ai4med.errors import UserError, user_message
 
         if isinstance(exc, UserError):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {user_message(exc)}", file=sys.stderr)
             return 1
         raise
 

@@ -195,6 +195,26 @@ def test_train_names_a_set_that_nothing_reads(tmp_path, synthetic_data, caplog):
     assert [h["epoch"] for h in _history(root)] == [1]
 
 
+def test_a_case_whose_label_does_not_match_its_image_is_named(tmp_path, synthetic_data, capsys):
+    """Not a traceback ending in "shapes (24, 24, 24) and (20, 24, 24)": which case, its files, what."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    datalist = json.loads((data / "datalist.json").read_text())
+    bad = datalist["training"][1]["label"]
+    img = nib.load(data / bad)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-4], img.affine), data / bad)
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=1), data)
+    assert _train(root, "--device", "cpu") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: datalist item 1 (") and bad in err and "Traceback" not in err, err[-2000:]
+    assert "must share a spatial shape" in err
+
+
 def test_reduce_on_plateau_still_fires_when_early_stopping_is_on(tmp_path, synthetic_data):
     # a learning rate too small to move the validation metric: every validation is a plateau
     cfg = tiny_config(epochs=3, learning_rate=1e-12, early_stopping_patience=10)

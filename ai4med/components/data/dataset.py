@@ -28,9 +28,24 @@ import torch
 from ai4med.common.medical_image import MedicalImage
 from ai4med.common.transform_ctx import TransformContext
 from ai4med.components.data.sampling import sample_rng
+from ai4med.errors import UserError
 
-__all__ = ["SampleKey", "TransformDataset", "Collator", "run_chain", "run_chain_per_sample", "split_batched",
-           "stack_samples"]
+__all__ = ["SampleKey", "SampleError", "TransformDataset", "Collator", "run_chain", "run_chain_per_sample",
+           "split_batched", "stack_samples"]
+
+
+class SampleError(UserError):
+    """A transform failed on one datalist item: the message names the item's files, then the error
+    (with hundreds of cases, "shapes (32, 32, 32) and (28, 32, 32)" alone does not say which case)."""
+
+
+def describe_item(item: dict[str, Any]) -> str:
+    """`image=a.nii.gz, label=b.nii.gz`: the item's file fields, for messages."""
+    parts = []
+    for k, v in item.items():
+        if isinstance(v, str) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)):
+            parts.append(f"{k}={v if isinstance(v, str) else ', '.join(v)}")
+    return "; ".join(parts) or "no file fields"
 
 
 class SampleKey(NamedTuple):
@@ -165,7 +180,13 @@ class TransformDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: SampleKey | tuple) -> tuple[SampleKey, list[dict[str, Any]]]:
         key = SampleKey(*key)
-        return key, run_chain_per_sample(self.transforms, self.make_context(key))
+        try:
+            return key, run_chain_per_sample(self.transforms, self.make_context(key))
+        except UserError:
+            raise  # already names its file / key
+        except Exception as exc:
+            raise SampleError(f"datalist item {key.position} ({describe_item(self.items[key.position])}): "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
 def stack_samples(samples: Sequence[dict[str, Any]], keys: Sequence[str] | None = None) -> dict[str, Any]:

@@ -453,3 +453,31 @@ def test_cached_loader_chain_with_duplicates_and_batched_crops(dataset):
         want = np.repeat([10 * i for i in p.cached_indices()], 4)
         np.testing.assert_allclose(means, want, atol=1.0)
     p.shutdown()
+
+
+class _Fails:
+    def transform(self, ctx):
+        raise ValueError("shapes disagree")
+
+
+def test_a_failing_transform_names_the_datalist_item_and_its_files(dataset):
+    from ai4med.components.data.dataset import SampleError
+    from ai4med.errors import user_message
+
+    p = seg(dataset, [LoadNpy(), _Fails()])
+    with pytest.raises(SampleError, match=r"datalist item \d+ \(image=.*img\d\.npy; label=.*lab\d\.npy\): "
+                                          r"ValueError: shapes disagree") as e:
+        next(iter(p))
+    # torch re-raises a worker's error with the worker's traceback as the message: the CLI prints its last line
+    from torch.utils.data._utils import ExceptionWrapper
+
+    try:
+        raise e.value
+    except SampleError:
+        import sys
+
+        wrapped = ExceptionWrapper(sys.exc_info(), where="in DataLoader worker process 0")
+    with pytest.raises(SampleError) as again:
+        wrapped.reraise()
+    assert "Original Traceback" in str(again.value)
+    assert user_message(again.value) == str(e.value)
