@@ -19,10 +19,17 @@ from ai4med.io.datalist import (
 )
 
 
-def touch(path) -> str:
+def touch(path, shape=(4, 4, 4), affine=None) -> str:
+    """A file at `path`: a small real NIfTI for .nii / .nii.gz names (check-datalist reads headers)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(b"x")
+    if str(path).endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+        import numpy as np
+
+        nib.save(nib.Nifti1Image(np.zeros(shape, np.int16), np.eye(4) if affine is None else affine), str(path))
+    else:
+        with open(path, "wb") as f:
+            f.write(b"x")
     return str(path)
 
 
@@ -185,7 +192,7 @@ def test_check_datalist_command(dataset, capsys):
     })
     assert check_datalist(argparse.Namespace(datalist=dl, file_root=None, key=None)) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "training: 1 item, 3 files, all present",
+        "training: 1 item, 3 files, all present, labels on their images' grids",
         "test: 1 item, 1 file, all present",
     ]
     assert check_datalist(argparse.Namespace(datalist=dl, file_root=str(dataset), key="test")) == 0
@@ -208,3 +215,37 @@ def test_check_datalist_through_the_cli(dataset, capsys):
     assert f"error: {dl}: 1 problem" in err and "/training/0/image: imagesTr/gone.nii.gz not found" in err
     assert main(["check-datalist", dl, "--key", "validation"]) == 1
     assert "no key 'validation'" in capsys.readouterr().err
+
+
+def test_check_datalist_names_labels_off_their_images_grid(tmp_path):
+    """Shape and affine from the headers, across formats (a MetaImage label of a NIfTI image agrees)."""
+    import numpy as np
+
+    from ai4med.io.image_io import read_image, write_image
+
+    root = tmp_path / "d"
+    shifted = np.eye(4)
+    shifted[:3, 3] = [0.0, 0.0, 2.0]
+    scaled = np.diag([1.0, 1.0, 2.5, 1.0])
+    image = touch(root / "img.nii.gz", (8, 6, 5), scaled)
+    touch(root / "lab_ok.nii.gz", (8, 6, 5), scaled)
+    touch(root / "lab_short.nii.gz", (8, 6, 4), scaled)
+    touch(root / "lab_moved.nii.gz", (8, 6, 5), shifted @ scaled)
+    touch(root / "t2_other.nii.gz", (8, 6, 5), np.eye(4))
+    write_image(read_image(image), str(root / "lab_ok.mha"))  # same grid, another format
+    (root / "broken.nii.gz").write_bytes(b"not a nifti")
+    dl = dump(root / "dl.json", {"training": [
+        {"image": "img.nii.gz", "label": "lab_ok.nii.gz"},
+        {"image": "img.nii.gz", "label": "lab_short.nii.gz"},
+        {"image": "img.nii.gz", "label": "lab_moved.nii.gz"},
+        {"image": ["img.nii.gz", "t2_other.nii.gz"], "label": "lab_ok.mha"},
+        {"image": "img.nii.gz", "label": "broken.nii.gz"},
+    ]})
+    with pytest.raises(DatalistError) as info:
+        check_datalist(argparse.Namespace(datalist=dl, file_root=None, key=None))
+    got = dict(info.value.problems)
+    assert sorted(got) == ["/training/1", "/training/2", "/training/3", "/training/4"]  # item 0 and the .mha agree
+    assert got["/training/1"] == "label shape (8, 6, 4) differs from image shape (8, 6, 5)"
+    assert got["/training/2"].startswith("label affine differs from image's by up to 2 mm")
+    assert got["/training/3"].startswith("image t2_other.nii.gz affine differs from image's by up to 1.5 mm")
+    assert got["/training/4"].startswith("label broken.nii.gz: header unreadable")
