@@ -14,6 +14,7 @@ import torch
 from ai4med.common.constants import ImageProperty
 from ai4med.components.models.torch_model import PredictionModule
 from ai4med.config.errors import ConfigError
+from ai4med.errors import UserError
 from ai4med.workflows.distributed import gather_objects
 from ai4med.workflows.handlers.stats import format_duration
 
@@ -118,6 +119,7 @@ class Validator:
                 fields = {k: (v[i].numpy() if torch.is_tensor(v) else v) for k, v in batch.items()
                           if k not in ("properties",)}
                 fields[self.output_field] = pred
+                self._check_grid(fields, images[i].shape[1:], case_name(batch, i, f"case_{seen}", self.image_field))
                 if seen == 0:
                     self._check_fields(fields)
                     self.last_slice = overlay_slice(fields[self.image_field], pred, fields.get(self.label_field))
@@ -142,6 +144,17 @@ class Validator:
                 else:
                     m.update(inputs[m.get_field()], name)
         return {m.get_name(): float(np.asarray(m.get()).mean()) for m in self.metrics}
+
+    def _check_grid(self, fields: dict[str, Any], spatial: tuple[int, ...], name: str) -> None:
+        """The metrics compare label and prediction voxel by voxel: a label off the image's grid is named
+        here (it failed later as a reshape error in the overlay picture or a metric)."""
+        label = fields.get(self.label_field)
+        shape = tuple(np.shape(label))
+        if label is None or len(shape) < len(spatial) or shape[-len(spatial):] == tuple(spatial):
+            return
+        raise UserError(f"validation case {name}: {self.label_field!r} has spatial shape {shape[-len(spatial):]} "
+                        f"but the image {tuple(spatial)} after the validation pre-transforms: the metrics compare "
+                        "them voxel by voxel (`ai4med check-datalist` lists every label off its image's grid)")
 
     def _check_fields(self, fields: dict[str, Any]) -> None:
         """Fail on the first case, naming the metric and the fields there are, rather than with a

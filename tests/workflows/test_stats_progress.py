@@ -110,3 +110,20 @@ def test_a_long_validation_prints_progress_with_its_time_left(caplog):
     # a line once 30 s have passed since the start or the last line: after cases 2 and 4
     assert lines == ["validation: batch 2/5 (2 cases, 20.0 s a batch, ~1 min 00 s left)",
                      "validation: batch 4/5 (4 cases, 20.0 s a batch, ~20 s left)"]
+
+
+def test_validation_names_a_case_whose_label_is_off_the_image_grid():
+    """It failed as `cannot reshape array of size 28672 into shape (32,32,32)` in the overlay picture."""
+    import numpy as np
+    import torch
+
+    from ai4med.errors import UserError
+    from ai4med.workflows.validator import Validator
+
+    class Pipeline(_Pipeline):
+        def __iter__(self):
+            yield {"image": torch.zeros(1, 1, 8, 8, 8), "label": torch.zeros(1, 1, 7, 8, 8)}
+
+    with pytest.raises(UserError, match=r"validation case case_0: 'label' has spatial shape \(7, 8, 8\) but the "
+                                        r"image \(8, 8, 8\)"):
+        Validator(lambda image: np.zeros(image.shape[1:]), Pipeline(1), []).run()
