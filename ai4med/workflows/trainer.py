@@ -248,6 +248,8 @@ class Trainer:
         self.val_pipeline = self._pipeline("validate", required=False)
         if self.val_pipeline is not None and hasattr(self.val_pipeline, "output_properties"):
             self.val_pipeline.output_properties = True  # case names for the reports
+        if self.rank == 0:
+            self._warn_off_grid()
         self.model = as_model(cfg.build("/train/model", "models"), cfg.file, "/train/model")
         self.module = find_module(self.model).to(self.device)
         if pretrained:
@@ -322,6 +324,19 @@ class Trainer:
             return inferer.infer({"image": image}, fmt, ctx)["pred"]
 
         return Validator(predict, self.val_pipeline, self.metrics)
+
+    def _warn_off_grid(self) -> None:
+        """A label whose affine differs from its image's trains on misaligned voxels without any error;
+        say so before the first step (headers only: milliseconds a case)."""
+        from ai4med.io.geometry_check import grid_problems
+
+        for section, pipeline in (("training", self.train_pipeline), ("validation", self.val_pipeline)):
+            items = pipeline.get_data_list() if hasattr(pipeline, "get_data_list") else []
+            bad = [(i, p) for i, item in enumerate(items) if isinstance(item, dict) for p in grid_problems(item)]
+            if bad:
+                logger.warning("%d %s case(s) of %d have a label off the image's grid (item %d: %s)%s; "
+                               "`ai4med check-datalist` lists them all", len({i for i, _ in bad}), section,
+                               len(items), bad[0][0], bad[0][1], "" if len(bad) == 1 else ", ...")
 
     # --- running -------------------------------------------------------------------
     def run(self, resume: bool = False) -> Engine:

@@ -215,6 +215,28 @@ def test_a_case_whose_label_does_not_match_its_image_is_named(tmp_path, syntheti
     assert "must share a spatial shape" in err
 
 
+def test_a_label_with_another_affine_is_warned_about_before_training(tmp_path, synthetic_data, caplog):
+    """Same shape, origin moved 5 mm: it trains without error on misaligned voxels; said before the first step."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    bad = json.loads((data / "datalist.json").read_text())["training"][0]["label"]
+    img = nib.load(data / bad)
+    moved = img.affine.copy()
+    moved[0, 3] += 5.0
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), moved), data / bad)
+    root = write_mmar(tmp_path / "mmar", tiny_config(epochs=1), data)
+    with caplog.at_level("WARNING", logger="ai4med.train"):
+        assert _train(root, "--device", "cpu") == 0
+    assert "1 training case(s) of 2 have a label off the image's grid (item 0: label affine differs from image's " \
+           "by up to 5 mm" in caplog.text
+    assert "validation case" not in caplog.text
+
+
 def test_reduce_on_plateau_still_fires_when_early_stopping_is_on(tmp_path, synthetic_data):
     # a learning rate too small to move the validation metric: every validation is a plateau
     cfg = tiny_config(epochs=3, learning_rate=1e-12, early_stopping_patience=10)
