@@ -40,7 +40,7 @@ class SampleError(UserError):
 
 
 def describe_item(item: dict[str, Any]) -> str:
-    """`image=a.nii.gz, label=b.nii.gz`: the item's file fields, for messages."""
+    """`image=a.nii.gz; label=b.nii.gz`: the item's file fields, for messages."""
     parts = []
     for k, v in item.items():
         if isinstance(v, str) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)):
