@@ -115,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = trainer.run(resume=args.resume)
         main = distributed.is_main_process()  # asked before cleanup ends the process group
+        # every rank done before any tears its group down: in one run of the two-rank test, a rank that
+        # destroyed its gloo group while the other was still finishing aborted at exit ("terminate called
+        # without an active exception"); only on success (a failed rank's peer may be mid-collective)
+        distributed.barrier()
     finally:
         distributed.cleanup()
     s = engine.state

@@ -35,6 +35,12 @@ def launched_world_size() -> int:
         return 1
 
 
+def barrier() -> None:
+    """Wait for every rank (a no-op outside distributed runs)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
