@@ -58,6 +58,22 @@ def _dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def skip_sigchld_handler() -> None:
+    """Keep torch's DataLoader from installing its Python SIGCHLD handler in this process.
+
+    Why: with that handler, every exit of a worker (or of any child process) makes Python run signal
+    handling while other threads run Python code, and on CPython 3.11 that crashed our processes: a
+    segfault inside the bytecode loop of a short-lived thread during a multi-worker DataLoader
+    iteration, seen in ~1 of 3 full test runs, in core dumps (see CPython issue 111363; the
+    traceback faulthandler would print then crashes too, CPython issue 116008). Nothing is lost: a
+    worker that dies is still reported, by the loader's own check when its queue times out (5 s).
+    """
+    from torch.utils.data._utils import signal_handling
+
+    if not getattr(signal_handling, "_SIGCHLD_handler_set", True):
+        signal_handling._SIGCHLD_handler_set = True
+
+
 class ImagePipeline:
     """Base of the image pipelines (Clara's argument names).
 
@@ -292,6 +308,7 @@ class ImagePipeline:
     def _loader(self, dataset: TransformDataset, keys: list[SampleKey]) -> torch.utils.data.DataLoader:
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0:
+            skip_sigchld_handler()
             per_worker_batches = math.ceil(self.prefetch_size / (self.output_batch_size * self.num_workers))
             kwargs["prefetch_factor"] = max(1, per_worker_batches) if self.prefetch_size else 2
             kwargs["worker_init_fn"] = worker_init(self.seed)
