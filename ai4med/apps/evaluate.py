@@ -33,16 +33,17 @@ def precision_of_use_amp(use_amp: Any) -> str:
 
 def image_items(path: str, mode: str) -> list[dict[str, str]]:
     """`-d` naming images instead of a datalist: a volume file, or a folder of volumes / DICOM series
-    (found as `ai4med deploy` finds its inputs). Only `infer` takes them: metrics need labels."""
-    from ai4med.deploy.app import VOLUME_EXTS, discover_inputs
+    (`ai4med.io.inputs.find_inputs`, as `ai4med deploy` finds its inputs). Only `infer` takes them:
+    metrics need labels."""
     from ai4med.errors import UserError
+    from ai4med.io.inputs import VOLUME_EXTS, find_inputs
 
     if mode != "infer":
         raise UserError(f"-d {path}: {mode} computes metrics, which need labels: give a datalist that pairs "
                         "images and labels (`ai4med check-datalist` checks one); images alone work with `infer`")
     if not os.path.isdir(path):
         return [{"image": os.path.abspath(path)}]
-    found, ignored = discover_inputs(path)
+    found, ignored = find_inputs(path)
     for p, why in ignored:
         logger.warning("-d %s: left out %s (%s)", path, p, why)
     if not found:
@@ -53,7 +54,7 @@ def image_items(path: str, mode: str) -> list[dict[str, str]]:
 
 def names_images(path: str | None) -> bool:
     """True when `-d` names a folder or an image file rather than a datalist (JSON)."""
-    from ai4med.deploy.app import VOLUME_EXTS
+    from ai4med.io.inputs import VOLUME_EXTS
 
     return bool(path) and (os.path.isdir(path) or str(path).lower().endswith(VOLUME_EXTS))
 

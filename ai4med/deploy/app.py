@@ -49,6 +49,7 @@ from typing import Any
 
 from ai4med.deploy.settings import BASE_APP, DeploySettings
 from ai4med.errors import UserError
+from ai4med.io.inputs import UNREADABLE_DICOM
 
 __all__ = ["run", "deploy", "init_app", "load_app", "discover_inputs", "split_series", "DeployApp", "DeployInput",
            "InputPlan", "DeployResult", "DeployError",
@@ -60,8 +61,6 @@ EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 3
 CONFIG_INFERENCE = os.path.join("config", "config_inference.json")
 MODEL_CONFIG = os.path.join("config", "model_config.json")
 RENDER_CONFIG = os.path.join("config", "config_render.json")
-VOLUME_EXTS = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
-DATA_EXTS = (".raw", ".zraw", ".raw.gz", ".img")  # MetaImage / NRRD data files, read through their header
 MODEL_CONFIG_KEYS = ("model_name", "input_node_names", "output_node_names", "data_format", "output_channel_dict",
                      "network_input_size")
 
@@ -294,58 +293,14 @@ def _match_nodes(ctx: Any, model_config: dict[str, Any], model_config_file: str)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
-def _is_volume(name: str) -> bool:
-    return name.lower().endswith(VOLUME_EXTS)
-
-
-UNREADABLE_DICOM = "not a DICOM series"
-
-
-def _dicom_named_files(folder: str) -> int:
-    """How many files in `folder` are named like DICOM files (such a folder was meant as an input)."""
-    try:
-        return sum(1 for n in os.listdir(folder) if n.lower().endswith((".dcm", ".dicom", ".ima")))
-    except OSError:
-        return 0
-
-
 def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """(inputs, ignored): the volumes and DICOM folders in `folder`, and what was left out, with why.
+    """(inputs, ignored): the volumes and DICOM folders in `folder` (`ai4med.io.inputs.find_inputs`)."""
+    from ai4med.io.inputs import InputFolderError, find_inputs
 
-    The folder itself counts as one DICOM folder when it holds DICOM images and no volume. A
-    DICOM folder may hold several series: `split_series` makes one case of each.
-    """
-    from ai4med.io.dicom import is_dicom_folder
-
-    if not os.path.isdir(folder):
-        raise DeployError(f"input folder not found: {folder} (give --input or AI4MED_DEPLOY_INPUT)")
     try:
-        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
-    except OSError as e:
-        raise DeployError(f"cannot list the input folder {folder}: {e}") from e
-    inputs: list[str] = []
-    ignored: list[tuple[str, str]] = []
-    loose_files = False
-    for name in names:
-        path = os.path.join(folder, name)
-        if os.path.isdir(path):
-            if is_dicom_folder(path):
-                inputs.append(path)
-            elif _dicom_named_files(path):
-                ignored.append((path, f"{UNREADABLE_DICOM}: none of its {_dicom_named_files(path)} DICOM-named "
-                                      "file(s) (.dcm, .dicom, .ima) is a readable DICOM image"))
-            else:
-                ignored.append((path, "a folder without DICOM images"))
-        elif _is_volume(name):
-            inputs.append(path)
-        elif name.lower().endswith(DATA_EXTS):
-            continue
-        else:
-            loose_files = True
-            ignored.append((path, "not a NIfTI / MetaImage volume"))
-    if not inputs and loose_files and is_dicom_folder(folder):
-        return [folder], []
-    return inputs, ignored
+        return find_inputs(folder)
+    except InputFolderError as e:
+        raise DeployError(f"{e} (give --input or AI4MED_DEPLOY_INPUT)" if "not found" in str(e) else str(e)) from e
 
 
 @dataclass(frozen=True)
