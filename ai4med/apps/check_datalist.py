@@ -22,13 +22,9 @@ from typing import Any
 
 
 def _count_files(item: dict[str, Any]) -> int:
-    n = 0
-    for v in item.values():
-        if isinstance(v, str):
-            n += 1
-        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-            n += len(v)
-    return n
+    from ai4med.io.datalist import field_paths
+
+    return sum(len(field_paths(v)) for v in item.values())
 
 
 def run(args: argparse.Namespace) -> int:

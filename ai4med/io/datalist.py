@@ -100,6 +100,15 @@ def datalist_sections(data: dict[str, Any]) -> list[str]:
     return [k for k, v in data.items() if isinstance(v, list)]
 
 
+def field_paths(value: Any) -> list[str]:
+    """The paths one item field holds: a string, or a non-empty list of strings (one file a channel)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return []
+
+
 def _resolve(value: str, root: str) -> str:
     p = os.path.expanduser(value)
     return os.path.normpath(p if os.path.isabs(p) else os.path.join(root, p))

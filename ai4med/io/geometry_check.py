@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ai4med.io.datalist import field_paths
+
 #: the largest difference between two affines (mm, or mm per voxel) that still counts as one grid
 AFFINE_TOLERANCE = 1e-3
 
@@ -45,39 +47,29 @@ def read_grid(path: str) -> Grid | None:
     if name.endswith((".mha", ".mhd", ".nrrd", ".nhdr")):
         import SimpleITK as sitk
 
+        from ai4med.io.geometry import affine_from_itk
+
         reader = sitk.ImageFileReader()
         reader.SetFileName(path)
         reader.ReadImageInformation()
-        size = reader.GetSize()[:3]
-        spacing = np.asarray(reader.GetSpacing()[:3], dtype=np.float64)
-        n = len(size)
-        direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(len(reader.GetSize()), -1)[:n, :n]
-        affine = np.eye(4)
-        affine[:n, :n] = direction * spacing
-        affine[:n, 3] = reader.GetOrigin()[:n]
-        affine[:2] *= -1  # ITK's LPS -> RAS, as the readers do
+        dim = len(reader.GetSize())
+        n = min(dim, 3)  # a 4D file: its first three axes, as the reader (`sitk_to_medical_image`) takes them
+        direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dim, dim)[:n, :n]
+        affine = affine_from_itk(reader.GetOrigin()[:n], reader.GetSpacing()[:n], direction)
         # ITK lists sizes x, y, z; the arrays ai4med reads are in that order too (as nibabel's)
-        return Grid(tuple(int(s) for s in size), affine)
+        return Grid(tuple(int(s) for s in reader.GetSize()[:n]), affine)
     return None
-
-
-def _paths(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    return []
 
 
 def grid_problems(item: dict[str, Any], image_key: str = "image", others: Sequence[str] = ("label",)) -> list[str]:
     """What is wrong with the grids of one item: each file of `others` (and each extra channel file of
     the image) against the image's first file. Empty when they agree or cannot be compared."""
-    images = _paths(item.get(image_key))
+    images = field_paths(item.get(image_key))
     if not images:
         return []
     problems: list[str] = []
     grids: dict[str, Grid | None] = {}
-    for key, path in [(image_key, p) for p in images] + [(k, p) for k in others for p in _paths(item.get(k))]:
+    for key, path in [(image_key, p) for p in images] + [(k, p) for k in others for p in field_paths(item.get(k))]:
         if path in grids or os.path.isdir(path):
             continue
         try:
@@ -89,11 +81,11 @@ def grid_problems(item: dict[str, Any], image_key: str = "image", others: Sequen
     ref = grids.get(images[0])
     if ref is None:
         return problems
-    for key, path in [(image_key, p) for p in images[1:]] + [(k, p) for k in others for p in _paths(item.get(k))]:
+    for key, path in [(image_key, p) for p in images[1:]] + [(k, p) for k in others for p in field_paths(item.get(k))]:
         grid = grids.get(path)
         if grid is None:
             continue
-        what = key if len(_paths(item.get(key))) == 1 else f"{key} {os.path.basename(path)}"
+        what = key if len(field_paths(item.get(key))) == 1 else f"{key} {os.path.basename(path)}"
         if grid.shape != ref.shape:
             problems.append(f"{what} shape {grid.shape} differs from {image_key} shape {ref.shape}")
         elif not np.allclose(grid.affine, ref.affine, atol=AFFINE_TOLERANCE, rtol=0):

@@ -41,10 +41,9 @@ class SampleError(UserError):
 
 def describe_item(item: dict[str, Any]) -> str:
     """`image=a.nii.gz; label=b.nii.gz`: the item's file fields, for messages."""
-    parts = []
-    for k, v in item.items():
-        if isinstance(v, str) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v)):
-            parts.append(f"{k}={v if isinstance(v, str) else ', '.join(v)}")
+    from ai4med.io.datalist import field_paths
+
+    parts = [f"{k}={', '.join(paths)}" for k, v in item.items() if (paths := field_paths(v))]
     return "; ".join(parts) or "no file fields"
 
 
