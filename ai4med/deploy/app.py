@@ -297,10 +297,12 @@ def discover_inputs(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
     """(inputs, ignored): the volumes and DICOM folders in `folder` (`ai4med.io.inputs.find_inputs`)."""
     from ai4med.io.inputs import InputFolderError, find_inputs
 
+    if not os.path.isdir(folder):
+        raise DeployError(f"input folder not found: {folder} (give --input or AI4MED_DEPLOY_INPUT)")
     try:
         return find_inputs(folder)
-    except InputFolderError as e:
-        raise DeployError(f"{e} (give --input or AI4MED_DEPLOY_INPUT)" if "not found" in str(e) else str(e)) from e
+    except InputFolderError as e:  # a folder that cannot be listed
+        raise DeployError(str(e)) from e
 
 
 @dataclass(frozen=True)

@@ -222,8 +222,9 @@ class Trainer:
             tune_malloc()  # freed tensor memory stays in-process: no page-fault storm each step
         self.history: list[dict[str, float]] = []
         self._build(pretrained)
-        if self.rank == 0:  # every setting has been read by now: a --set nobody read is likely a typo
-            cfg.warn_unused_overrides(logger)
+        if self.rank == 0:  # before the first step: data a run would not stop for, and --set typos
+            self._warn_off_grid()
+            cfg.warn_unused_overrides(logger)  # every setting has been read by now
 
     # --- building ------------------------------------------------------------------
     def _pipeline(self, section: str, required: bool) -> Any:
@@ -248,8 +249,6 @@ class Trainer:
         self.val_pipeline = self._pipeline("validate", required=False)
         if self.val_pipeline is not None and hasattr(self.val_pipeline, "output_properties"):
             self.val_pipeline.output_properties = True  # case names for the reports
-        if self.rank == 0:
-            self._warn_off_grid()
         self.model = as_model(cfg.build("/train/model", "models"), cfg.file, "/train/model")
         self.module = find_module(self.model).to(self.device)
         if pretrained:

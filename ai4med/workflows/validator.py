@@ -119,11 +119,12 @@ class Validator:
                 fields = {k: (v[i].numpy() if torch.is_tensor(v) else v) for k, v in batch.items()
                           if k not in ("properties",)}
                 fields[self.output_field] = pred
-                self._check_grid(fields, images[i].shape[1:], case_name(batch, i, f"case_{seen}", self.image_field))
+                name = case_name(batch, i, f"case_{seen}", self.image_field)
+                self._check_grid(fields, images[i].shape[1:], name)
                 if seen == 0:
                     self._check_fields(fields)
                     self.last_slice = overlay_slice(fields[self.image_field], pred, fields.get(self.label_field))
-                per_case.append((case_name(batch, i, f"case_{seen}", self.image_field), self._metric_inputs(fields)))
+                per_case.append((name, self._metric_inputs(fields)))
                 seen += 1
             now = self.clock()
             if self.log_seconds and now - last_line >= self.log_seconds:  # a long validation must not look hung
