@@ -134,6 +134,7 @@ def run_bulk(args: Any, mode: str) -> int:
                     getattr(evaluator.inference_ctx, "runtime", "-"), evaluator.output_dir)
         result = evaluator.run()
     finally:
+        evaluator.close()
         evaluator.inference_ctx.close()
     done = len(result.cases) - len(result.failed)
     print(f"{mode}: {done} of {len(result.cases)} cases done" + (
@@ -181,6 +182,7 @@ def run_dicomweb(args: Any, mode: str, cfg: Any, opts: Any) -> int:
         try:
             result = evaluator.run()
         finally:
+            evaluator.close()
             evaluator.inference_ctx.close()
         if result.failed:
             raise UserError(f"study {args.study}: " + "; ".join(f"{c.name}: {c.error}" for c in result.failed)

@@ -28,6 +28,7 @@ import numpy as np
 from ai4med.common.constants import ImageProperty
 from ai4med.common.medical_image import MedicalImage
 from ai4med.io.geometry import affine_from_itk, geometry_properties, itk_from_affine, to_4x4
+from ai4med.io.memory_order import fortran_order
 
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK
@@ -163,12 +164,9 @@ def medical_image_to_sitk(image: MedicalImage | np.ndarray, affine: Any = None) 
     spatial_ndim = data.ndim - (1 if channels > 1 else 0)
     if spatial_ndim not in (2, 3):
         raise ValueError(f"cannot convert an image of {spatial_ndim} spatial dimensions to SimpleITK")
-    if channels > 1:  # (c, x, y, z) -> (z, y, x, c)
-        arr = np.ascontiguousarray(data.transpose(tuple(range(data.ndim - 1, -1, -1))))
-        img = sitk.GetImageFromArray(arr, isVector=True)
-    else:
-        arr = np.ascontiguousarray(data.transpose(tuple(range(data.ndim - 1, -1, -1))))
-        img = sitk.GetImageFromArray(arr, isVector=False)
+    # (c, x, y, z) -> (z, y, x, c), C-contiguous: the reversed view of a Fortran-ordered array
+    arr = fortran_order(data).transpose(tuple(range(data.ndim - 1, -1, -1)))
+    img = sitk.GetImageFromArray(arr, isVector=channels > 1)
     origin, spacing, direction = itk_from_affine(image_affine(image, affine), spatial_ndim)
     img.SetOrigin(origin)
     img.SetSpacing(spacing)

@@ -24,6 +24,7 @@ from ai4med.common.constants import ImageProperty
 from ai4med.common.medical_image import MedicalImage
 from ai4med.io.atomic import atomic_path, payload_check
 from ai4med.io.geometry import geometry_properties, to_4x4
+from ai4med.io.memory_order import fortran_order
 
 __all__ = ["read_nifti", "write_nifti", "NIFTI_EXTENSIONS"]
 
@@ -85,7 +86,7 @@ def write_nifti(data: np.ndarray, affine: np.ndarray, path: str) -> str:
         raise ValueError(f"cannot write an array of shape {data.shape} to NIfTI")
     affine = to_4x4(affine)
     kwargs = {"dtype": data.dtype} if data.dtype in (np.int64, np.uint64) else {}
-    img = nib.Nifti1Image(data, affine, **kwargs)
+    img = nib.Nifti1Image(fortran_order(data), affine, **kwargs)  # the file's order: no slice-by-slice transposing
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm")

