@@ -198,3 +198,43 @@ def test_evaluator_reads_the_first_case_while_the_model_opens(tmp_path, monkeypa
     early = run("early", None)
     assert len(items) == 3 and [c.error for c in early.cases] == [None] * 3 and len(early.written) == 3
     assert _digest(str(tmp_path / "given")) == _digest(str(tmp_path / "early"))
+
+
+def test_reading_and_writing_threads_run_at_a_lower_priority(tmp_path):
+    """The loader and writer threads are niced (so the network's threads keep the cores); the caller's thread is
+    not (Linux: nice is per thread)."""
+    import sys
+    import threading
+
+    import pytest
+
+    from ai4med.inference import runner
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread nice values are Linux's")
+    seen: dict[str, int] = {}
+
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    class Writer:
+        def write(self, ctx, write_path=None):
+            seen["write"] = nice_here()
+            return None
+
+    class Pipeline(CasePipeline):
+        def prepare(self, item, rng=None):
+            seen["prepare"] = nice_here()
+            return super().prepare(item, rng)
+
+    datalist = make_synthetic_dataset(str(tmp_path / "data"), num_cases=2, size=12, num_validation=1)
+    items = [{"image": it["image"]} for it in load_datalist(datalist, "training")]
+    ctx = TorchInferenceContext(torch.nn.Conv3d(1, 2, 1), precision="fp32", runtime="torch")
+    pipeline = Pipeline(ctx, None, [LoadNifti("image"), ConvertToChannelsFirst("image")], None, [Writer()])
+    before = nice_here()
+    if before >= runner.BACKGROUND_NICE:
+        pytest.skip(f"this process already runs at nice {before}")
+    res = runner.run_cases(pipeline, items, str(tmp_path / "out"), progress=False)
+    assert [r.error for r in res] == [None] * len(items)
+    assert seen == {"prepare": runner.BACKGROUND_NICE, "write": runner.BACKGROUND_NICE}
+    assert nice_here() == before
