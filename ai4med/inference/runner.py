@@ -98,6 +98,8 @@ def run_cases(
     """
     from tqdm import tqdm
 
+    if prefetched is not None and prefetched.count != len(items):
+        raise ValueError(f"the Prefetch holds {prefetched.count} items, not the {len(items)} to run")
     names = list(names) if names is not None else [case_name(it, pipeline.image_field, i) for i, it in enumerate(items)]
     results: list[CaseResult] = []
     writes = write and bool(pipeline.writers)
@@ -105,8 +107,6 @@ def run_cases(
     writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-write", initializer=_background_priority)
               if writes and background_write else None)
     pending: tuple[Future, CaseResult] | None = None
-    if prefetched is not None and prefetched.count != len(items):
-        raise ValueError(f"the Prefetch holds {prefetched.count} items, not the {len(items)} to run")
     loader = prefetched if prefetched is not None else Prefetch(pipeline, items, prefetch)
 
     def finish(job: tuple[Future, CaseResult] | None) -> None:

@@ -250,6 +250,7 @@ class BulkEvaluator:
         for m in self.val_metrics:
             m.reset()
         todo, names = self.cases_to_run()
+        self._todo = None  # a later run decides again (outputs written by this one may then be skipped)
         on_case = self._update_metrics if self.do_validation and self.val_metrics else None
         prefetched, self._prefetch = self._prefetch, None
         cases = run_cases(self.pipeline, todo, self.output_dir, on_case, write=self.output_infer_result,
