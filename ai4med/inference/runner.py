@@ -20,10 +20,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -40,8 +38,6 @@ __all__ = ["CaseResult", "Prefetch", "run_cases", "case_name", "prefetch_depth"]
 
 #: cases prepared ahead at most, and the share of the available memory they may take
 MAX_PREFETCH, PREFETCH_MEMORY_SHARE = 4, 0.25
-#: nice value of the reading and writing threads (`_background_priority`); 0 leaves them as they are
-BACKGROUND_NICE = 19
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +100,7 @@ def run_cases(
     results: list[CaseResult] = []
     writes = write and bool(pipeline.writers)
     bar = tqdm(total=len(items), unit="case", desc=desc, disable=False if progress else None if progress is None else True)
-    writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-write", initializer=_background_priority)
-              if writes and background_write else None)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-write") if writes and background_write else None
     pending: tuple[Future, CaseResult] | None = None
     loader = prefetched if prefetched is not None else Prefetch(pipeline, items, prefetch)
 
@@ -158,19 +153,6 @@ def run_cases(
             writer.shutdown(wait=True)
         bar.close()
     return results
-
-
-def _background_priority() -> None:
-    """Lower the calling thread's priority to `BACKGROUND_NICE` (Linux, where nice is per thread).
-
-    Why: the network's threads use every core; a reader or writer thread competing with them as an equal
-    stalls a whole parallel region while it runs (e2e bench, AVX2, 8 cases: the network 3.3-3.5 s a case
-    beside them, 3.1 s alone). At nice 19 they run in the network's gaps (its single-threaded stitching and
-    post-processing, the waits between batches) and at full speed whenever the network waits for them, so
-    the run is never slower than sequential: 31.5 s against 33.6 s (median of 5 alternating runs)."""
-    if BACKGROUND_NICE and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _timed_write(pipeline: CasePipeline, ctx: Any, output_dir: str | None) -> tuple[list[str], dict[str, float]]:
@@ -242,8 +224,7 @@ class Prefetch:
         self._pending: deque[Future] = deque()
         self.depth = prefetch
         self._pool = (None if prefetch is not None and prefetch <= 0
-                      else ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-load",
-                                              initializer=_background_priority))
+                      else ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai4med-load"))
         self._fill()
 
     def _size(self, ready: tuple[Any, float]) -> None:
