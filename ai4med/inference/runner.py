@@ -110,8 +110,7 @@ def run_cases(
             return
         future, result = job
         try:
-            result.outputs, seconds = future.result()
-            result.seconds.update(seconds)
+            result.outputs, result.seconds["write"] = future.result()
         except Exception as e:  # reported as the case's failure; the others go on
             result.error = f"{type(e).__name__}: {e}"
             logger.error("%s failed: %s", result.name, result.error)
@@ -155,10 +154,10 @@ def run_cases(
     return results
 
 
-def _timed_write(pipeline: CasePipeline, ctx: Any, output_dir: str | None) -> tuple[list[str], dict[str, float]]:
+def _timed_write(pipeline: CasePipeline, ctx: Any, output_dir: str | None) -> tuple[list[str], float]:
     t = time.perf_counter()
     written = pipeline.write(ctx, output_dir)
-    return written, {"write": time.perf_counter() - t}
+    return written, time.perf_counter() - t
 
 
 def _log_done(result: CaseResult) -> None:
