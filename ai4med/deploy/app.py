@@ -535,7 +535,7 @@ def deploy(settings: DeploySettings) -> DeployResult:
 
     from ai4med.components.writers.prediction import PublishWriter
     from ai4med.inference.pipeline import CasePipeline
-    from ai4med.inference.runner import run_cases
+    from ai4med.inference.runner import Prefetch, run_cases
 
     start = time.perf_counter()
     with _LogFile(settings.logs):
@@ -584,13 +584,9 @@ def deploy(settings: DeploySettings) -> DeployResult:
         if settings.publish_enabled:
             writers.append(PublishWriter(_prepare_folder(settings.publish, "publish"), app.render_config,
                                          per_case=len(plan.cases) + len(plan.failed) > 1))
-        ctx, description = make_context(app, settings)
-        result.model = description
-        logger.info("model: %s", description)
         logger.info("%d input(s) in %s -> %s", len(cases), os.path.abspath(settings.input), output)
-        staging = None
+        staging, ctx, prefetch = None, None, None
         try:
-            _match_nodes(ctx, app.model_config, os.path.join(app.root, MODEL_CONFIG))
             runs: list[tuple[DeployInput, str]] = []
             for i, case in enumerate(cases):
                 if not case.split:
@@ -605,11 +601,21 @@ def deploy(settings: DeploySettings) -> DeployResult:
                 except OSError as e:
                     result.failed[case.key] = f"cannot stage the files of {case.describe()}: {e}"
                     logger.error("%s failed: %s", case.key, result.failed[case.key])
-            pipeline = CasePipeline(ctx, app.inferer, app.pre_transforms, app.post_transforms, writers)
-            done_cases = run_cases(pipeline, [{"image": source} for _, source in runs], output,
-                                   progress=settings.progress, desc="deploy")
+            items = [{"image": source} for _, source in runs]
+            pipeline = CasePipeline(None, app.inferer, app.pre_transforms, app.post_transforms, writers)
+            prefetch = Prefetch(pipeline, items)  # the first cases are read while the model opens (seconds)
+            ctx, description = make_context(app, settings)
+            result.model = description
+            logger.info("model: %s", description)
+            _match_nodes(ctx, app.model_config, os.path.join(app.root, MODEL_CONFIG))
+            pipeline.context = ctx
+            done_cases = run_cases(pipeline, items, output, progress=settings.progress, desc="deploy",
+                                   prefetched=prefetch)
         finally:
-            ctx.close()
+            if prefetch is not None:
+                prefetch.close()
+            if ctx is not None:
+                ctx.close()
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
         for (case, source), done in zip(runs, done_cases):

@@ -339,3 +339,42 @@ def test_readme_commands_use_existing_flags() -> None:
     assert len(commands) >= 4
     for cmd in commands:
         parser.parse_args(shlex.split(cmd.split("#")[0]))
+
+
+def test_inputs_are_read_while_the_model_opens(env, tmp_path, monkeypatch) -> None:
+    """deploy starts reading the first input before it opens the model (seconds of imports and loading), and a
+    model that fails to open still stops the run cleanly (exit code, no staging or reading left behind)."""
+    import threading
+
+    from ai4med.deploy import app as deploy_app
+    from ai4med.inference.pipeline import CasePipeline
+
+    read = threading.Event()
+    prepare, make_context = CasePipeline.prepare, deploy_app.make_context
+
+    def prepare_and_tell(self, item, rng=None):
+        out = prepare(self, item, rng)
+        read.set()
+        return out
+
+    def slow_model(app, settings):
+        assert read.wait(30), "no input was read while the model opened"
+        return make_context(app, settings)
+
+    monkeypatch.setattr(CasePipeline, "prepare", prepare_and_tell)
+    monkeypatch.setattr(deploy_app, "make_context", slow_model)
+    inputs = str(env["root"] / "input")
+    model = ("--model", os.path.join(env["app"], "models", "model.onnx"), "--device", "cpu")
+    rc, folders = _run(env["app"], tmp_path / "ok", *model, inputs=inputs)
+    written = sorted(f for f in os.listdir(folders["output"]) if f.endswith(".mhd"))
+    assert rc == EXIT_OK and written == sorted(c["output"] for c in env["cases"].values())
+
+    def broken_model(app, settings):
+        assert read.wait(30)
+        raise deploy_app.DeployError("the model cannot be opened")
+
+    read.clear()
+    monkeypatch.setattr(deploy_app, "make_context", broken_model)
+    rc, folders = _run(env["app"], tmp_path / "broken", *model, inputs=inputs)
+    assert rc == EXIT_FATAL and not os.listdir(folders["output"])
+    assert not [t for t in threading.enumerate() if t.name.startswith("ai4med-load")]
