@@ -151,8 +151,7 @@ class BulkEvaluator:
         self.metric_space = metric_space
         if self.output_infer_result and not self.output_dir:
             raise ValueError("output_infer_result needs an output_dir")
-        self._todo: tuple[list[dict[str, Any]], list[str]] | None = None
-        self._prefetch: Prefetch | None = None
+        self._started: tuple[Prefetch, list[dict[str, Any]], list[str]] | None = None  # start_prefetch's
 
     @property
     def writers(self) -> list[Any]:
@@ -211,27 +210,26 @@ class BulkEvaluator:
     # --- the loop ----------------------------------------------------------------------------
     def cases_to_run(self) -> tuple[list[dict[str, Any]], list[str]]:
         """(items, names) of the cases to run: all, less those whose output exists when it may not be
-        overwritten (decided once)."""
-        if self._todo is None:
-            todo: list[dict[str, Any]] = []
-            names: list[str] = []
-            for i, item in enumerate(self.data_list):
-                out = self.default_output(item, i)
-                if (not self.overwrite_previous_result and not self.do_validation and self.output_infer_result
-                        and out and os.path.exists(out)):
-                    logger.info("%s: %s exists, skipped", case_name(item, self.image_field, i), out)
-                    continue
-                todo.append(item)
-                names.append(case_name(item, self.image_field, i))
-            self._todo = (todo, names)
-        return self._todo
+        overwritten."""
+        todo: list[dict[str, Any]] = []
+        names: list[str] = []
+        for i, item in enumerate(self.data_list):
+            out = self.default_output(item, i)
+            if (not self.overwrite_previous_result and not self.do_validation and self.output_infer_result
+                    and out and os.path.exists(out)):
+                logger.info("%s: %s exists, skipped", case_name(item, self.image_field, i), out)
+                continue
+            todo.append(item)
+            names.append(case_name(item, self.image_field, i))
+        return todo, names
 
     def start_prefetch(self) -> None:
         """Start reading and pre-processing the first cases on a background thread now, before `run`:
         `evaluator_from_config` calls it before it opens the model, whose imports and checkpoint take
         seconds that the first cases' reading then overlaps."""
-        if self._prefetch is None:
-            self._prefetch = Prefetch(self.pipeline, self.cases_to_run()[0], self.prefetch)
+        if self._started is None:
+            todo, names = self.cases_to_run()
+            self._started = (Prefetch(self.pipeline, todo, self.prefetch), todo, names)
 
     def set_inference_context(self, inference_ctx: Any) -> None:
         """The model to run (for an evaluator made before its model was opened)."""
@@ -239,9 +237,9 @@ class BulkEvaluator:
 
     def close(self) -> None:
         """Stop a started prefetch (a run that will not happen, e.g. the model failed to open)."""
-        if self._prefetch is not None:
-            self._prefetch.close()
-            self._prefetch = None
+        if self._started is not None:
+            self._started[0].close()
+            self._started = None
 
     def run(self) -> EvaluationResult:
         """Process every case; write the metric reports; return the summary."""
@@ -249,10 +247,9 @@ class BulkEvaluator:
             raise ValueError("no model: pass inference_ctx, or call set_inference_context before run")
         for m in self.val_metrics:
             m.reset()
-        todo, names = self.cases_to_run()
-        self._todo = None  # a later run decides again (outputs written by this one may then be skipped)
+        started, self._started = self._started, None  # a later run decides its cases again
+        prefetched, todo, names = started if started is not None else (None, *self.cases_to_run())
         on_case = self._update_metrics if self.do_validation and self.val_metrics else None
-        prefetched, self._prefetch = self._prefetch, None
         cases = run_cases(self.pipeline, todo, self.output_dir, on_case, write=self.output_infer_result,
                           prefetch=self.prefetch, progress=self.progress,
                           desc="infer" if not self.do_validation else "evaluate", names=names, prefetched=prefetched)
