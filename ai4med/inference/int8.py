@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ai4med.components.inferers.openvino_graph import split_thin_transposed_convs
 from ai4med.errors import UserError
 
 __all__ = ["PRESETS", "windows_of", "calibration_windows", "quantize", "int8_path", "mask_dice", "require_nncf"]
@@ -122,6 +123,7 @@ def quantize(onnx_path: str, windows: Sequence[np.ndarray], out_xml: str, preset
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     model = ov.Core().read_model(onnx_path)
+    split_thin_transposed_convs(model)  # before quantising: the sub-pixel convolution is quantised too
     name = model.inputs[0].get_any_name()
     data = nncf.Dataset(list(windows), lambda w: {name: w})
     quantized = nncf.quantize(model, data, subset_size=len(windows),

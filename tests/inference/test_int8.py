@@ -65,6 +65,8 @@ def test_export_int8_then_infer_with_it(mmar, tmp_path, capsys, caplog):
     assert "int8" in report and "mask Dice vs fp32 on 1 validation case(s)" in report and "ok" in report
     assert "preset performance" in report  # the fastest preset passed the bar: the fallback did not run
     assert (out / "model_int8.xml").is_file() and (out / "model_int8.bin").is_file()
+    ir = (out / "model_int8.xml").read_text()  # the 2-class up-sampling layer was quantised as a sub-pixel convolution
+    assert 'type="ConvolutionBackpropData"' not in ir and 'type="DepthToSpace"' in ir
     positions = json.load(open(out / "model_int8_calibration.json"))["positions"]
     assert sum(len(v) for v in positions.values()) == 8
     with caplog.at_level(logging.INFO, logger="ai4med.apps.evaluate"):

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ai4med.components.inferers.exported_module import ExportedModule, numpy_feeds
+from ai4med.components.inferers.openvino_graph import split_thin_transposed_convs
 from ai4med.components.inferers.ort_runtime import export_to_bytes
 
 logger = logging.getLogger(__name__)
@@ -54,11 +55,14 @@ def require_openvino() -> None:
 
 def compile_for_cpu(onnx: bytes | str, config: dict[str, Any] | None = None) -> ShapeSpecialisedModel:
     """An ONNX model (bytes, or a file path) read and compiled by OpenVINO for the CPU with
-    `CPU_CONFIG` plus `config`; what both the torch-module and the ONNX-file paths run."""
+    `CPU_CONFIG` plus `config`; what both the torch-module and the ONNX-file paths run. Thin
+    transposed convolutions run as sub-pixel convolutions (`openvino_graph`)."""
     import openvino as ov
 
     core = ov.Core()
-    return ShapeSpecialisedModel(core, core.read_model(onnx), {**CPU_CONFIG, **(config or {})})
+    model = core.read_model(onnx)
+    split_thin_transposed_convs(model)
+    return ShapeSpecialisedModel(core, model, {**CPU_CONFIG, **(config or {})})
 
 
 class ShapeSpecialisedModel:
