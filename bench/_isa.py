@@ -7,6 +7,11 @@ ATen's vectorised kernels (`ATEN_CPU_CAPABILITY`), oneDNN's convolutions in torc
 (`ONEDNN_MAX_CPU_ISA`; bf16 then becomes emulated, as on a real AVX2 CPU, and `precision="auto"`
 picks fp32) and MKL's GEMMs (`MKL_ENABLE_INSTRUCTIONS`). What it does not emulate: the clock, the
 caches and the memory bandwidth stay this CPU's, so the figures approximate an AVX2 machine.
+Nor does the cap reach OpenVINO's own kernels (those not from oneDNN): its per-layer counters show
+instance norm (MVN) and FakeQuantize as `jit_avx512_*` under the cap, while its convolutions are
+`brgconv_avx2_*` / `jit_avx2_I8`. OpenVINO reads a cap for them (OV_CPU_MAX_ISA) only in its
+debug builds. Those nodes took 13 % of an fp32 and 15 % of an INT8 batch of the bench UNet (AVX2
+cap, 2026-12), so the capped OpenVINO rows are somewhat optimistic for a real AVX2 CPU.
 
 torch.compile's on-disk cache does not key its kernels by the capped ISA: a kernel built for
 AVX-512 by an earlier native run was served to an AVX2-capped run, and a compiled UNet's output
