@@ -6,12 +6,13 @@ it far below their speed on wider layers (the output channels fill a fraction of
 and in INT8 it is not quantised at all (it stays fp32 between FakeQuantize nodes on AVX2 CPUs). The
 same layer is exactly a stride-1 convolution with `stride^dims * out` output channels, one group per
 output phase, followed by DepthToSpace ("sub-pixel convolution"); that convolution is wide enough
-to run fast and is quantised like the others. Measured on a batch of four 96^3 windows, MONAI UNet
-16-256 with 2 output channels, 2-core Sapphire Rapids: fp32 258 -> 207 ms, INT8 101 -> 84 ms;
-capped to AVX2 (bench/_isa.py): fp32 305 -> 272 ms, INT8 226 -> 177 ms.
-The gain shrinks as the layer widens: 3 output channels -5 to -9 %, 4 channels -4 to +4 %, 8
-channels +15 to +21 % (torch's own kernels gain nothing either way, so only OpenVINO graphs are
-rewritten). Hence `MAX_OUT_CHANNELS`.
+to run fast and is quantised like the others. Measured on bench/inference.py's scan (MONAI UNet
+16-256, 2 output channels, 18 windows of 96^3; 2-core Sapphire Rapids, the two models alternating in
+one process): capped to AVX2 (bench/_isa.py), fp32 1.362 -> 1.281 s and INT8 1.045 -> 0.902 s;
+natively, fp32 1.320 -> 1.203 s and INT8 unchanged (OpenVINO quantises the transposed convolution
+itself on VNNI/AMX CPUs). On one batch of four windows the gain shrinks as the layer widens: 2
+output channels -7 to -20 %, 3 channels -5 to -9 %, 4 channels -4 to +4 %, 8 channels +15 to +21 %
+(torch's own kernels gain nothing, so only OpenVINO graphs are rewritten). Hence `MAX_OUT_CHANNELS`.
 
 Only strides that are equal on every axis (DepthToSpace's one block size), dilation 1, weights that
 are constants and explicit padding are rewritten; anything else is left as it is. Outputs equal the
