@@ -54,9 +54,9 @@ def image_items(path: str, mode: str) -> list[dict[str, str]]:
 
 def names_images(path: str | None) -> bool:
     """True when `-d` names a folder or an image file rather than a datalist (JSON)."""
-    from ai4med.io.inputs import VOLUME_EXTS
+    from ai4med.io.inputs import is_volume
 
-    return bool(path) and (os.path.isdir(path) or str(path).lower().endswith(VOLUME_EXTS))
+    return bool(path) and (os.path.isdir(path) or is_volume(str(path)))
 
 
 def options_from_args(args: Any, mode: str, cfg: Any) -> Any:

@@ -50,12 +50,12 @@ def _ops() -> Any:
 def _axis_plan(s: int, k: int, p: int, q: int, a: int) -> tuple[int, int, int, int] | None:
     """(t_min, t_max, pad_end, crop_end) of one axis, or None when the phase form does not apply."""
     t_min, t_max = math.ceil((p - k + 1) / s), (p + s - 1) // s
-    delta = math.ceil((k - p - q + a) / s) - 1
-    pad_end = delta + t_max
+    extra = k - p - q + a  # output length minus s * (input length - 1)
+    blocks = math.ceil(extra / s)  # delta + 1 (module docstring)
+    pad_end = blocks - 1 + t_max
     if t_min > 0 or pad_end < 0:  # would need a crop of the input: not a layer networks have
         return None
-    crop_end = s * math.ceil((k - p - q + a) / s) - (k - p - q + a)
-    return t_min, t_max, pad_end, crop_end
+    return t_min, t_max, pad_end, s * blocks - extra
 
 
 def phase_weights(w: np.ndarray, s: int, pads: list[int], plans: list[tuple[int, int, int, int]]) -> np.ndarray:
